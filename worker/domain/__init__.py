@@ -1,0 +1,1 @@
+"""Pure domain logic: no Celery, no SQLAlchemy sessions, no HTTP."""

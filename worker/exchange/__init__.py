@@ -1,0 +1,1 @@
+"""The exchange port and its adapters (OKX over REST, an in-memory venue for tests)."""

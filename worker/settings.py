@@ -1,0 +1,191 @@
+"""One typed, validated settings object per process, from the environment and ``.env``.
+
+Nothing else in Limitflow reads ``os.environ``. Tests build settings from a dict:
+``Settings.model_validate({...})`` or ``load_settings({...})``.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from worker.domain.errors import ConfigError
+from worker.strategy_config import StrategyConfig, load_strategy_config
+
+# The local simulator's address and demo credentials: defaults never point at real money.
+SIM_REST_URL = "http://127.0.0.1:18080"
+SIM_WS_URL = "ws://127.0.0.1:18080/ws/v5"
+SIM_API_KEY = "limitflow-sim-key"
+SIM_API_SECRET = "limitflow-sim-secret"
+SIM_API_PASSPHRASE = "limitflow-sim-passphrase"
+
+DEFAULT_HOME = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # Stores. Empty means the embedded default under LIMITFLOW_HOME: SQLite and a broker
+    # that needs no server.
+    DATABASE_URL: str = ""
+    CELERY_BROKER_URL: str = ""
+    CELERY_RESULT_BACKEND: str = ""
+    LIMITFLOW_HOME: Path = DEFAULT_HOME
+
+    # The exchange: "okx" (REST + websocket at the OKX_* URLs) or "memory://HOST:PORT" (an
+    # in-memory venue served by a test or the demo).
+    LIMITFLOW_EXCHANGE: str = "okx"
+    OKX_REST_URL: str = SIM_REST_URL
+    OKX_WS_PUBLIC_URL: str = f"{SIM_WS_URL}/public"
+    OKX_WS_PRIVATE_URL: str = f"{SIM_WS_URL}/private"
+    OKX_WS_BUSINESS_URL: str = f"{SIM_WS_URL}/business"
+    OKX_API_KEY: SecretStr = SecretStr(SIM_API_KEY)
+    OKX_API_SECRET: SecretStr = SecretStr(SIM_API_SECRET)
+    OKX_API_PASSPHRASE: SecretStr = SecretStr(SIM_API_PASSPHRASE)
+    OKX_DEMO: bool = True
+
+    # Engine timing and limits.
+    MEMORY_SYNC_INTERVAL_SECONDS: int = Field(default=300, ge=0)
+    PENDING_TIMEOUT_SECONDS: int = Field(default=60, gt=0)
+    BUY_GUARD_WINDOW_SECONDS: int = Field(default=7200, ge=0)
+    SIGNAL_TTL_SECONDS: int = Field(default=10, gt=0)
+    BUY_ORDER_TTL_SECONDS: int = Field(default=300, gt=0)
+    MAX_OPEN_POSITIONS: int = Field(default=20, ge=0)
+    MAX_ORDER_USDT: pydantic.condecimal(gt=0) = Field(default=100)  # type: ignore[valid-type]
+    STRATEGY_CONFIG: str = ""
+    INSTRUMENTS: str = "BTC-USDT,ETH-USDT"
+
+    # Logs: "text" (key=value) or "json".
+    LOG_FORMAT: Literal["text", "json"] = "text"
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value:
+            try:
+                url = make_url(value)
+            except ArgumentError:
+                raise ValueError("is not a database URL (postgresql://… or sqlite:///…)") from None
+            if url.get_backend_name() not in ("postgresql", "sqlite"):
+                raise ValueError("must be a postgresql:// or sqlite:/// URL")
+        return value
+
+    @field_validator("LIMITFLOW_EXCHANGE")
+    @classmethod
+    def _check_exchange(cls, value: str) -> str:
+        if value != "okx" and not value.startswith("memory://"):
+            raise ValueError("must be 'okx' or 'memory://HOST:PORT'")
+        return value
+
+    @field_validator("INSTRUMENTS")
+    @classmethod
+    def _check_instruments(cls, value: str) -> str:
+        if value.strip().lower() == "all":
+            return "all"
+        items = [v.strip().upper() for v in value.split(",") if v.strip()]
+        if not items:
+            raise ValueError("must list instrument ids (BTC-USDT,ETH-USDT) or say 'all'")
+        for item in items:
+            base, _, quote = item.partition("-")
+            if not (base.isalnum() and quote.isalnum()):
+                raise ValueError(f"{item!r} is not an instrument id like BTC-USDT")
+        return ",".join(items)
+
+    # Derived values -------------------------------------------------------------------
+
+    @property
+    def home(self) -> Path:
+        return self.LIMITFLOW_HOME.resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.DATABASE_URL or f"sqlite:///{self.home / 'limitflow.db'}"
+
+    @property
+    def broker_url(self) -> str:
+        return self.CELERY_BROKER_URL or "filesystem://"
+
+    @property
+    def result_backend(self) -> str:
+        if self.CELERY_RESULT_BACKEND:
+            return self.CELERY_RESULT_BACKEND
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return f"db+sqlite:///{self.home / 'celery-results.db'}"
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.home / "broker"
+
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis used for cache invalidation, when there is one."""
+        for url in (self.broker_url, self.result_backend):
+            if url.startswith(("redis://", "rediss://")):
+                return url
+        return None
+
+    @property
+    def instrument_list(self) -> list[str] | None:
+        """The configured instruments, or ``None`` for every live SPOT-USDT pair."""
+        return None if self.INSTRUMENTS == "all" else self.INSTRUMENTS.split(",")
+
+    @cached_property
+    def strategies(self) -> StrategyConfig:
+        return load_strategy_config(self.STRATEGY_CONFIG or None)
+
+
+def _explain(exc: pydantic.ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        name = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        shown = "" if "SECRET" in name or "PASSPHRASE" in name or "KEY" in name else f" (got {got!r})"
+        parts.append(f"{name} {msg}{shown}")
+    return "; ".join(parts)
+
+
+def load_settings(values: dict[str, Any] | None = None) -> Settings:
+    """Build and validate settings (from ``values`` if given, else the environment).
+
+    Raise ``ConfigError`` with one sentence naming each bad setting.
+    """
+    try:
+        settings = Settings.model_validate(values) if values is not None else Settings()
+        settings.strategies  # noqa: B018  (validate the strategy file at start)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_explain(exc)}") from None
+    return settings
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings, built once. On a bad value: one clear line and exit 2."""
+    global _settings
+    if _settings is None:
+        try:
+            _settings = load_settings()
+        except ConfigError as exc:
+            print(f"limitflow: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return _settings
+
+
+def use_settings(settings: Settings | None) -> None:
+    """Install ``settings`` as the process's settings (tests, embedded runs)."""
+    global _settings
+    _settings = settings
