@@ -1,0 +1,154 @@
+"""Engines, transactions and locks on PostgreSQL and SQLite.
+
+PostgreSQL: ``SELECT ... FOR UPDATE`` on the slot row and advisory locks for reconciliation.
+SQLite (the embedded default): every transaction is ``BEGIN IMMEDIATE``, which takes the
+database's write lock at once, so a transaction that checks a slot is also serialized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.ledger.models import Lease, Slot
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine configured for the ledger's locking discipline."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            # The driver's own transaction handling is off; we emit BEGIN IMMEDIATE ourselves.
+            isolation_level=None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+class Ledger:
+    """The database handle of one process: an engine and transactions on it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._pid = os.getpid()
+
+    @classmethod
+    def from_url(cls, url: str) -> Ledger:
+        return cls(make_engine(url))
+
+    def _check_fork(self) -> None:
+        # A forked child must not reuse the parent's connections (psycopg is not fork-safe).
+        if os.getpid() != self._pid:
+            self.engine.dispose(close=False)
+            self._pid = os.getpid()
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        self._check_fork()
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def insert_ignore(self, session: Session, model: type[Any], values: dict[str, Any]) -> bool:
+        """INSERT ... ON CONFLICT DO NOTHING; return whether a row was inserted."""
+        dialect = sqlite if is_sqlite(self.engine) else postgresql
+        stmt = dialect.insert(model).values(**values).on_conflict_do_nothing()
+        result = session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def lock_slot(self, session: Session, inst_id: str, strategy: str) -> None:
+        """Lock the slot's row for the rest of the transaction (creating it if needed)."""
+        self.insert_ignore(
+            session, Slot, {"inst_id": inst_id, "strategy": strategy, "created_at": utcnow()}
+        )
+        session.execute(
+            select(Slot.inst_id)
+            .where(Slot.inst_id == inst_id, Slot.strategy == strategy)
+            .with_for_update()
+        ).one()
+
+    @contextlib.contextmanager
+    def named_lock(self, name: str, ttl_seconds: int = 600) -> Iterator[bool]:
+        """Hold a process-wide lock named ``name`` if it is free; yield whether we got it.
+
+        PostgreSQL: a session advisory lock, released when the block ends or the connection
+        dies. SQLite: a lease row that expires after ``ttl_seconds`` if its holder died.
+        """
+        self._check_fork()
+        if not is_sqlite(self.engine):
+            key = _lock_key(name)
+            with self.engine.connect() as conn:
+                got = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar())
+                conn.commit()
+                try:
+                    yield got
+                finally:
+                    if got:
+                        conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+                        conn.commit()
+            return
+        owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        now = utcnow()
+        with self.begin() as s:
+            self.insert_ignore(s, Lease, {"name": name, "owner": "", "expires_at": now})
+            got = bool(
+                s.execute(
+                    update(Lease)
+                    .where(Lease.name == name, Lease.expires_at <= now)
+                    .values(owner=owner, expires_at=now + timedelta(seconds=ttl_seconds))
+                ).rowcount  # type: ignore[attr-defined]
+            )
+        try:
+            yield got
+        finally:
+            if got:
+                with self.begin() as s:
+                    s.execute(
+                        update(Lease)
+                        .where(Lease.name == name, Lease.owner == owner)
+                        .values(owner="", expires_at=utcnow())
+                    )
+
+
+def _lock_key(name: str) -> int:
+    # A stable 63-bit key per name (hash() is salted per process, so not usable).
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"limitflow:{name}".encode()).digest()[:8], "big") >> 1
