@@ -1,9 +1,25 @@
-"""The Celery application (``celery -A worker worker`` finds it as ``worker.app``)."""
+"""The Celery application (``celery -A worker worker`` finds it as ``worker.app``).
+
+Delivery settings, and why:
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only after
+  its task ran, so a worker killed mid-task leaves it to be redelivered. Every task is
+  idempotent (the ledger decides), so a redelivery does no harm.
+- ``worker_prefetch_multiplier=1``: a worker reserves one message at a time; signals are
+  perishable and should not wait behind a busy worker.
+- Redis ``visibility_timeout`` 600 s: longer than any task can run (the longest are
+  reconciliations, a few seconds; sell retries wait at most 60 s), so a slow task is never
+  delivered twice while it runs; after a crash the message comes back within ~12 minutes, by
+  which time a buy signal has expired (it is then recorded as such) and reconciliation has
+  already settled any order it left.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
+from beat_schedule import PURGE_PENDING, SYNC_ACTIVE_ORDERS, beat_schedule
 from worker.settings import Settings, get_settings
 
 # Task names are part of the public contract: producers call ``app.send_task(NAME, ...)``
@@ -11,13 +27,66 @@ from worker.settings import Settings, get_settings
 PROCESS_BUY_SIGNAL = "limitflow.process_buy_signal"
 PROCESS_SELL_SIGNAL = "limitflow.process_sell_signal"
 APPLY_ORDER_UPDATE = "limitflow.apply_order_update"
-SYNC_ACTIVE_ORDERS = "limitflow.sync_active_orders"
-PURGE_PENDING = "limitflow.purge_pending"
+VERIFY_ORDER = "limitflow.verify_order"
+__all__ = [
+    "APPLY_ORDER_UPDATE",
+    "PROCESS_BUY_SIGNAL",
+    "PROCESS_SELL_SIGNAL",
+    "PURGE_PENDING",
+    "SYNC_ACTIVE_ORDERS",
+    "VERIFY_ORDER",
+    "app",
+    "make_app",
+]
+
+VISIBILITY_TIMEOUT_SECONDS = 600
+QUEUE = "limitflow"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
+    if settings.broker_url.startswith("filesystem://"):
+        folder = settings.broker_folder
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        transport = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+            "polling_interval": 0.05,
+        }
+    if settings.result_backend.startswith("db+sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_hijack_root_logger": False,
+        "task_default_queue": QUEUE,
+        "task_ignore_result": True,
+        "result_expires": 3600,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_schedule": beat_schedule(settings.MEMORY_SYNC_INTERVAL_SECONDS),
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+    }
 
 
 def make_app(settings: Settings) -> Celery:
-    app = Celery("limitflow")
-    app.conf.update(broker_url=settings.broker_url, result_backend=settings.result_backend)
+    app = Celery("limitflow", include=["worker.tasks"])
+    app.conf.update(celery_config(settings))
     return app
 
 

@@ -152,7 +152,9 @@ def _explain(exc: pydantic.ValidationError) -> str:
         name = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         got = err.get("input")
-        shown = "" if "SECRET" in name or "PASSPHRASE" in name or "KEY" in name else f" (got {got!r})"
+        shown = (
+            "" if "SECRET" in name or "PASSPHRASE" in name or "KEY" in name else f" (got {got!r})"
+        )
         parts.append(f"{name} {msg}{shown}")
     return "; ".join(parts)
 

@@ -1,0 +1,188 @@
+"""Ledger operations inside one transaction. The caller holds the slot lock.
+
+``apply_snapshot`` is the only code that writes an order's state, and it does so through the
+transition table of ``worker.domain.orders``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from worker.domain.errors import IllegalTransition
+from worker.domain.money import InstrumentRules
+from worker.domain.orders import (
+    OPEN_STATES,
+    OrderEvent,
+    OrderState,
+    apply_event,
+    event_for_exchange_state,
+)
+from worker.exchange.port import OrderSnapshot
+from worker.ledger.db import Ledger
+from worker.ledger.models import EngineFlag, Fill, Lot, Order, Signal
+
+OPEN = [s.value for s in OPEN_STATES]
+# Buys that end like this never happened, so they neither block nor start a cooldown.
+NEVER_HAPPENED = [OrderState.REJECTED.value, OrderState.FAILED.value]
+
+
+def record_signal(
+    ledger: Ledger,
+    session: Session,
+    *,
+    signal_id: str,
+    kind: str,
+    outcome: str,
+    now: datetime,
+    strategy: str | None = None,
+    inst_id: str | None = None,
+    reason: str = "",
+    detail: str = "",
+    order_id: int | None = None,
+    created_ms: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> bool:
+    """Record a signal's outcome once; return False if the signal was already recorded."""
+    return ledger.insert_ignore(
+        session,
+        Signal,
+        {
+            "signal_id": signal_id[:200],
+            "kind": kind,
+            "strategy": strategy,
+            "inst_id": inst_id,
+            "outcome": outcome,
+            "reason": reason,
+            "detail": detail[:500],
+            "order_id": order_id,
+            "created_ms": created_ms,
+            "received_at": now,
+            "payload": payload,
+        },
+    )
+
+
+def slot_blocker(
+    session: Session, inst_id: str, strategy: str, now: datetime, guard_seconds: int
+) -> str | None:
+    """Why the slot cannot buy now (``slot_busy``, ``unsold_lot``, ``cooldown``), or None."""
+    in_slot = (Order.inst_id == inst_id) & (Order.strategy == strategy)
+    if session.scalar(select(exists().where(in_slot, Order.state.in_(OPEN)))):
+        return "slot_busy"
+    lot_open = (Lot.inst_id == inst_id) & (Lot.strategy == strategy) & (Lot.state == "open")
+    if session.scalar(select(exists().where(lot_open))):
+        return "unsold_lot"
+    if guard_seconds > 0:
+        since = now - timedelta(seconds=guard_seconds)
+        recent = in_slot & (Order.side == "buy") & (Order.created_at > since)
+        if session.scalar(select(exists().where(recent, Order.state.not_in(NEVER_HAPPENED)))):
+            return "cooldown"
+    return None
+
+
+def open_positions_count(session: Session) -> int:
+    """Slots holding something: open buys plus unsold lots (risk limit MAX_OPEN_POSITIONS)."""
+    buys = session.scalar(select(func.count()).where(Order.side == "buy", Order.state.in_(OPEN)))
+    lots = session.scalar(select(func.count()).where(Lot.state == "open"))
+    return int(buys or 0) + int(lots or 0)
+
+
+def is_paused(session: Session) -> bool:
+    flag = session.get(EngineFlag, "paused")
+    return bool(flag and flag.enabled)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What ``apply_snapshot`` did to one order."""
+
+    before: OrderState
+    after: OrderState
+    new_fill: bool
+    filled_more: bool
+
+    @property
+    def became_terminal(self) -> bool:
+        return not self.before.is_terminal and self.after.is_terminal
+
+
+def apply_snapshot(
+    ledger: Ledger, session: Session, order: Order, snap: OrderSnapshot, now: datetime
+) -> Applied:
+    """Apply what the exchange says about ``order``; stale news never moves it backwards.
+
+    Raise ``IllegalTransition`` when the news contradicts a terminal state we hold.
+    """
+    before = OrderState(order.state)
+    after = apply_event(before, event_for_exchange_state(snap.state))
+    new_fill = False
+    if snap.fill is not None:
+        new_fill = ledger.insert_ignore(
+            session,
+            Fill,
+            {
+                "order_id": order.id,
+                "inst_id": order.inst_id,
+                "trade_id": snap.fill.trade_id,
+                "px": snap.fill.px,
+                "sz": snap.fill.sz,
+                "fee": snap.fill.fee,
+                "fee_ccy": snap.fill.fee_ccy,
+                "ts_ms": snap.fill.ts_ms,
+            },
+        )
+    # Cumulative figures only grow: an older snapshot arriving late is ignored.
+    filled_more = snap.acc_fill_sz > order.filled_sz
+    if filled_more or (snap.acc_fill_sz == order.filled_sz and after != before):
+        order.filled_sz = snap.acc_fill_sz
+        order.avg_px = snap.avg_px
+        order.fee = snap.fee
+        order.fee_ccy = snap.fee_ccy or order.fee_ccy
+    if not order.ord_id and snap.ord_id:
+        order.ord_id = snap.ord_id
+    order.exchange_updated_ms = max(order.exchange_updated_ms, snap.updated_ms)
+    if after != before:
+        order.state = after.value
+    order.updated_at = now
+    return Applied(before, after, new_fill, filled_more)
+
+
+def apply_event_to(order: Order, event: OrderEvent, now: datetime, error: str = "") -> bool:
+    """Apply an engine-side event (rejected, not found); return whether the state changed."""
+    before = OrderState(order.state)
+    after = apply_event(before, event)
+    if error:
+        order.last_error = error[:300]
+    order.updated_at = now
+    if after != before:
+        order.state = after.value
+        return True
+    return False
+
+
+def try_apply_snapshot(
+    ledger: Ledger, session: Session, order: Order, snap: OrderSnapshot, now: datetime
+) -> Applied | None:
+    """``apply_snapshot``, returning None (and recording why) on an illegal transition."""
+    try:
+        return apply_snapshot(ledger, session, order, snap, now)
+    except IllegalTransition as exc:
+        order.last_error = f"conflict: {exc}"[:300]
+        return None
+
+
+def lot_size_from_buy(order: Order, rules: InstrumentRules) -> tuple[Decimal, Decimal]:
+    """What a buy delivered: ``(size, dust)``. A base-currency fee is taken off first."""
+    gross = order.filled_sz
+    fee_in_base = order.fee if order.fee_ccy == rules.base_ccy else Decimal(0)
+    net = max(gross - fee_in_base, Decimal(0))
+    size = rules.size_down(net)
+    if size < rules.min_sz:
+        return Decimal(0), net
+    return size, net - size

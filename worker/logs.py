@@ -1,0 +1,73 @@
+"""Structured logs: an event name plus fields, as ``key=value`` text or JSON lines."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+_SECRET_HINTS = ("secret", "passphrase", "api_key", "password", "sign")
+
+
+def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in fields.items():
+        if any(h in key.lower() for h in _SECRET_HINTS):
+            value = "***"
+        out[key] = value
+    return out
+
+
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log ``event`` with ``fields`` (values that look like secrets are masked)."""
+    if logger.isEnabledFor(level):
+        logger.log(level, event, extra={"lf_event": event, "lf_fields": _clean(fields)})
+
+
+def _fmt_value(value: Any) -> str:
+    text = str(value)
+    if text == "" or any(c in text for c in ' "='):
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        event = getattr(record, "lf_event", None)
+        if event is None:
+            text = f"{ts}Z {record.levelname.lower()} {record.name}: {record.getMessage()}"
+        else:
+            fields = getattr(record, "lf_fields", {})
+            pairs = " ".join(f"{k}={_fmt_value(v)}" for k, v in fields.items())
+            text = f"{ts}Z {record.levelname.lower()} {event} {pairs}".rstrip()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": record.created,
+            "level": record.levelname.lower(),
+            "event": getattr(record, "lf_event", record.getMessage()),
+            "logger": record.name,
+        }
+        doc.update(getattr(record, "lf_fields", {}))
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(doc, default=str).decode()
+
+
+def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
+    """Send Limitflow's logs to stderr in ``fmt`` ("text" or "json")."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger("limitflow")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

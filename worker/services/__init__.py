@@ -1,0 +1,1 @@
+"""The engine's decisions as plain functions of a ``Runtime``: testable without a broker."""

@@ -1,0 +1,208 @@
+"""The buy path: from a buy signal to an order on the exchange, at most once per signal."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from worker.domain.errors import Fatal, InvalidSignal
+from worker.domain.ids import buy_cl_ord_id
+from worker.domain.money import InstrumentRules
+from worker.domain.orders import OrderState
+from worker.ledger import ops
+from worker.ledger.models import Order, Signal
+from worker.runtime import Runtime
+from worker.services.orders import Intent, send
+from worker.signals import BuySignal, parse_buy, to_message
+
+
+@dataclass(frozen=True, slots=True)
+class BuyResult:
+    """What became of a buy signal (one line of the task's log)."""
+
+    signal_id: str
+    slot: str
+    outcome: str  # accepted | skipped | duplicate | invalid
+    reason: str = ""
+    order_state: str = ""
+
+
+log = logging.getLogger("limitflow.buy")
+
+
+def fallback_signal_id(message: Any) -> str:
+    """An id for a message too broken to carry its own: a hash of its content."""
+    raw = orjson.dumps(message, default=str, option=orjson.OPT_SORT_KEYS)
+    return "invalid:" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def record_invalid(rt: Runtime, message: Any, kind: str, error: str) -> str:
+    """Record a message that cannot be executed; return the id it was recorded under."""
+    given = message.get("signal_id") if isinstance(message, dict) else None
+    signal_id = given if isinstance(given, str) and 0 < len(given) <= 200 else None
+    signal_id = signal_id or fallback_signal_id(message)
+    payload = message if isinstance(message, dict) else {"message": repr(message)[:500]}
+    with rt.ledger.begin() as s:
+        inserted = ops.record_signal(
+            rt.ledger,
+            s,
+            signal_id=signal_id,
+            kind=kind,
+            outcome="invalid",
+            reason="invalid_message",
+            detail=error,
+            now=rt.now(),
+            payload=orjson.loads(orjson.dumps(payload, default=str)),
+        )
+        if not inserted:
+            # The id belongs to a valid signal already recorded: keep both facts apart.
+            ops.record_signal(
+                rt.ledger,
+                s,
+                signal_id=fallback_signal_id(message),
+                kind=kind,
+                outcome="invalid",
+                reason="invalid_message",
+                detail=error,
+                now=rt.now(),
+            )
+    return signal_id
+
+
+def process_buy(rt: Runtime, message: Any) -> BuyResult:
+    """Decide and execute one buy signal (see DESIGN "Buy path")."""
+    try:
+        signal = parse_buy(message)
+    except InvalidSignal as exc:
+        signal_id = record_invalid(rt, message, "buy", str(exc))
+        return BuyResult(signal_id, "-", "invalid", str(exc))
+    slot = signal.slot
+    slot_name = f"{signal.inst_id}/{signal.strategy}"
+    settings = rt.settings
+    now = rt.now()
+
+    def skip(reason: str, detail: str = "", *, cache_busy: bool = False) -> BuyResult:
+        with rt.ledger.begin() as s:
+            ops.record_signal(
+                rt.ledger,
+                s,
+                signal_id=signal.signal_id,
+                kind="buy",
+                strategy=signal.strategy,
+                inst_id=signal.inst_id,
+                outcome="skipped",
+                reason=reason,
+                detail=detail,
+                now=now,
+                created_ms=signal.created_at,
+                payload=to_message(signal),
+            )
+        rt.cache.remember_signal(signal.signal_id, "skipped")
+        if cache_busy:
+            rt.cache.mark_busy(slot, reason)
+        return BuyResult(signal.signal_id, slot_name, "skipped", reason)
+
+    if signal.is_expired(settings.SIGNAL_TTL_SECONDS, int(now.timestamp() * 1000)):
+        return skip("expired")
+    if rt.cache.seen_outcome(signal.signal_id) is not None:
+        return BuyResult(signal.signal_id, slot_name, "duplicate", "cached")
+    busy = rt.cache.busy_reason(slot)
+    if busy is not None:
+        # Cheap, lock-free record; final like any other outcome of this signal.
+        return skip("cached_busy", f"cache said {busy}")
+
+    try:
+        rules = rt.exchange.instrument(signal.inst_id)
+    except Fatal as exc:
+        return skip("invalid_instrument", str(exc))
+    px, sz, size_problem = _order_size(signal, rules, settings.MAX_ORDER_USDT)
+
+    with rt.ledger.begin() as s:
+        rt.ledger.lock_slot(s, signal.inst_id, signal.strategy)
+        if s.get(Signal, signal.signal_id) is not None:
+            rt.cache.remember_signal(signal.signal_id, "recorded")
+            return BuyResult(signal.signal_id, slot_name, "duplicate", "recorded")
+        reason = ops.slot_blocker(
+            s, signal.inst_id, signal.strategy, now, settings.BUY_GUARD_WINDOW_SECONDS
+        )
+        detail = ""
+        if reason is None and ops.is_paused(s):
+            reason = "paused"
+        if reason is None and size_problem:
+            reason, detail = size_problem
+        if reason is None and ops.open_positions_count(s) >= settings.MAX_OPEN_POSITIONS:
+            reason, detail = "risk_limit", f"MAX_OPEN_POSITIONS={settings.MAX_OPEN_POSITIONS}"
+        if reason is not None:
+            ops.record_signal(
+                rt.ledger,
+                s,
+                signal_id=signal.signal_id,
+                kind="buy",
+                strategy=signal.strategy,
+                inst_id=signal.inst_id,
+                outcome="skipped",
+                reason=reason,
+                detail=detail,
+                now=now,
+                created_ms=signal.created_at,
+                payload=to_message(signal),
+            )
+        else:
+            order = Order(
+                cl_ord_id=buy_cl_ord_id(signal.strategy, signal.signal_id),
+                inst_id=signal.inst_id,
+                strategy=signal.strategy,
+                side="buy",
+                purpose="entry",
+                state=OrderState.PENDING_SUBMIT.value,
+                px=px,
+                sz=sz,
+                signal_id=signal.signal_id,
+                created_at=now,
+                updated_at=now,
+                submitted_at=now,
+            )
+            s.add(order)
+            s.flush()
+            ops.record_signal(
+                rt.ledger,
+                s,
+                signal_id=signal.signal_id,
+                kind="buy",
+                strategy=signal.strategy,
+                inst_id=signal.inst_id,
+                outcome="accepted",
+                order_id=order.id,
+                now=now,
+                created_ms=signal.created_at,
+                payload=to_message(signal),
+            )
+            intent = Intent.of(order)
+    rt.cache.remember_signal(signal.signal_id, "recorded")
+    if reason is not None:
+        if reason in ("slot_busy", "unsold_lot", "cooldown"):
+            rt.cache.mark_busy(slot, reason)
+        return BuyResult(signal.signal_id, slot_name, "skipped", reason)
+    rt.cache.mark_busy(slot, "slot_busy")
+    state = send(rt, intent)
+    return BuyResult(signal.signal_id, slot_name, "accepted", order_state=state)
+
+
+def _order_size(
+    signal: BuySignal, rules: InstrumentRules, max_order_usdt: Any
+) -> tuple[Any, Any, tuple[str, str] | None]:
+    """Round price down to tickSz and size down to lotSz; say why the order cannot go."""
+    px = rules.price_down(signal.px)
+    if px <= 0:
+        return px, 0, ("below_min_size", f"price {signal.px} rounds to 0 at tickSz {rules.tick_sz}")
+    raw = signal.sz if signal.sz is not None else signal.quote_sz / px  # type: ignore[operator]
+    sz = rules.size_down(raw)
+    if sz < rules.min_sz or sz <= 0:
+        return px, sz, ("below_min_size", f"size {sz} < minSz {rules.min_sz}")
+    if px * sz > max_order_usdt:
+        return px, sz, ("risk_limit", f"order value {px * sz} > MAX_ORDER_USDT={max_order_usdt}")
+    return px, sz, None

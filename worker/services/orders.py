@@ -1,0 +1,184 @@
+"""Sending intents to the exchange and applying what it answers.
+
+An intent is an order row in ``pending_submit`` written (and committed) before anything is
+sent. Only the call that wrote an intent sends it, once. Whatever happens afterwards is
+learned by looking the order up by ``clOrdId``, never by sending it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.domain.errors import (
+    DuplicateClientOrderId,
+    Fatal,
+    OrderNotFound,
+    Retryable,
+)
+from worker.domain.orders import OrderEvent, OrderState
+from worker.exchange.port import OrderRequest, Side
+from worker.ledger import ops
+from worker.ledger.models import Order
+from worker.logs import log_event
+from worker.runtime import Runtime
+
+log = logging.getLogger("limitflow.orders")
+
+VERIFY_ORDER = "limitflow.verify_order"
+# After an ambiguous placement: look the order up after 2, 5 and 10 seconds.
+VERIFY_DELAYS = (2.0, 3.0, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """An order row that was just written, with everything needed to send it."""
+
+    order_id: int
+    inst_id: str
+    strategy: str
+    side: Side
+    px: Decimal
+    sz: Decimal
+    cl_ord_id: str
+
+    @classmethod
+    def of(cls, order: Order) -> Intent:
+        return cls(
+            order.id,
+            order.inst_id,
+            order.strategy,
+            order.side,  # type: ignore[arg-type]
+            order.px,
+            order.sz,
+            order.cl_ord_id,
+        )
+
+
+def lock_order(rt: Runtime, session: Session, order_id: int) -> Order | None:
+    """Lock the order's slot, then return the order as it is now."""
+    order = session.get(Order, order_id)
+    if order is None:
+        return None
+    rt.ledger.lock_slot(session, order.inst_id, order.strategy)
+    return session.execute(
+        select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def send(rt: Runtime, intent: Intent) -> str:
+    """Send an intent once; return ``live``, ``rejected`` or ``unknown``."""
+    request = OrderRequest(intent.inst_id, intent.side, intent.px, intent.sz, intent.cl_ord_id)
+    try:
+        placement = rt.exchange.place_order(request)
+    except DuplicateClientOrderId:
+        # The exchange already holds a pending order with our clOrdId: it is ours.
+        return lookup(rt, intent.order_id)
+    except Fatal as exc:
+        _mark_rejected(rt, intent, exc)
+        return "rejected"
+    except Retryable as exc:
+        log_event(
+            log,
+            "order.ambiguous",
+            level=logging.WARNING,
+            cl_ord_id=intent.cl_ord_id,
+            inst_id=intent.inst_id,
+            error=type(exc).__name__,
+        )
+        _note_error(rt, intent.order_id, f"{type(exc).__name__}: {exc}")
+        rt.schedule(VERIFY_ORDER, [intent.order_id, 0], countdown=VERIFY_DELAYS[0])
+        return "unknown"
+    with rt.ledger.begin() as s:
+        order = lock_order(rt, s, intent.order_id)
+        assert order is not None
+        if order.ord_id is None:
+            order.ord_id = placement.ord_id
+        ops.apply_event_to(order, OrderEvent.ACCEPTED, rt.now())
+    log_event(
+        log,
+        "order.placed",
+        cl_ord_id=intent.cl_ord_id,
+        ord_id=placement.ord_id,
+        inst_id=intent.inst_id,
+        side=intent.side,
+        px=intent.px,
+        sz=intent.sz,
+    )
+    return "live"
+
+
+def _note_error(rt: Runtime, order_id: int, error: str) -> None:
+    with rt.ledger.begin() as s:
+        order = lock_order(rt, s, order_id)
+        if order is not None:
+            order.last_error = error[:300]
+
+
+def _mark_rejected(rt: Runtime, intent: Intent, exc: Exception) -> None:
+    with rt.ledger.begin() as s:
+        order = lock_order(rt, s, intent.order_id)
+        assert order is not None
+        ops.apply_event_to(order, OrderEvent.REJECTED, rt.now(), f"{type(exc).__name__}: {exc}")
+    log_event(
+        log,
+        "order.rejected",
+        level=logging.WARNING,
+        cl_ord_id=intent.cl_ord_id,
+        inst_id=intent.inst_id,
+        side=intent.side,
+        error=str(exc),
+    )
+    if intent.side == "buy":
+        rt.slot_freed(intent.inst_id, intent.strategy)
+
+
+def lookup(rt: Runtime, order_id: int, *, declare_missing_after: float | None = None) -> str:
+    """Ask the exchange about an order by clOrdId and apply the answer.
+
+    Return the order's state afterwards, ``missing`` when the exchange has no such order and
+    it may not be declared failed yet, or ``unknown`` when the exchange did not answer.
+    ``declare_missing_after``: a pending intent older than this many seconds that the
+    exchange explicitly does not know is marked ``failed``.
+    """
+    with rt.ledger.begin() as s:
+        order = s.get(Order, order_id)
+        if order is None:
+            return "gone"
+        inst_id, cl_ord_id, ord_id = order.inst_id, order.cl_ord_id, order.ord_id
+    try:
+        snap = rt.exchange.get_order(inst_id, cl_ord_id=cl_ord_id, ord_id=ord_id)
+    except OrderNotFound:
+        return _not_found(rt, order_id, declare_missing_after)
+    except Retryable:
+        return "unknown"
+    from worker.services.updates import apply_snapshot_and_follow_up
+
+    return apply_snapshot_and_follow_up(rt, snap, order_id=order_id)
+
+
+def _not_found(rt: Runtime, order_id: int, declare_missing_after: float | None) -> str:
+    if declare_missing_after is None:
+        return "missing"
+    from worker.services.settle import finish, settle
+
+    with rt.ledger.begin() as s:
+        order = lock_order(rt, s, order_id)
+        assert order is not None
+        state = OrderState(order.state)
+        old_enough = rt.now() - order.created_at >= timedelta(seconds=declare_missing_after)
+        if state is OrderState.PENDING_SUBMIT and not old_enough:
+            return "missing"
+        if state.is_terminal:
+            return state.value
+        ops.apply_event_to(order, OrderEvent.NOT_FOUND, rt.now(), "not found on the exchange")
+        new_state = order.state
+        intents, freed = settle(rt, s, order, became_terminal=True)
+    log_event(log, "order.not_found", order_id=order_id, state=new_state)
+    finish(rt, intents, freed)
+    return new_state

@@ -1,0 +1,150 @@
+"""What follows when an order ends: lots from buys, accounting from sells, freed slots."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.domain.ids import sell_cl_ord_id
+from worker.domain.money import InstrumentRules
+from worker.domain.orders import OrderState
+from worker.ledger import ops
+from worker.ledger.models import Lot, Order
+from worker.logs import log_event
+from worker.runtime import Runtime
+from worker.services.orders import Intent, send
+
+log = logging.getLogger("limitflow.settle")
+
+Slot = tuple[str, str]
+
+
+def settle(
+    rt: Runtime, s: Session, order: Order, *, became_terminal: bool
+) -> tuple[list[Intent], list[Slot]]:
+    """Do what an order's end implies; return intents to send and slots that freed.
+
+    Runs inside the transaction that holds the order's slot lock.
+    """
+    if not became_terminal:
+        return [], []
+    if order.side == "buy":
+        return _buy_ended(rt, s, order)
+    return _sell_ended(rt, s, order)
+
+
+def finish(rt: Runtime, intents: list[Intent], freed: list[Slot]) -> None:
+    """After commit: announce freed slots and send the new intents."""
+    for slot in freed:
+        rt.slot_freed(*slot)
+    for intent in intents:
+        send(rt, intent)
+
+
+def _buy_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], list[Slot]]:
+    slot = (order.inst_id, order.strategy)
+    if order.filled_sz <= 0:
+        return [], [slot]
+    if s.scalar(select(Lot.id).where(Lot.buy_order_id == order.id)) is not None:
+        return [], []
+    rules = rt.exchange.instrument(order.inst_id)
+    params = rt.settings.strategies.params(order.strategy)
+    size, dust = ops.lot_size_from_buy(order, rules)
+    now = rt.now()
+    cost = order.filled_sz * order.avg_px
+    if order.fee_ccy == rules.quote_ccy:
+        cost += order.fee
+    lot = Lot(
+        buy_order_id=order.id,
+        inst_id=order.inst_id,
+        strategy=order.strategy,
+        state="open" if size > 0 else "closed",
+        size=size,
+        avg_px=order.avg_px,
+        cost=cost,
+        dust_sz=dust,
+        take_profit_px=rules.price_up(order.avg_px * (1 + params.take_profit_pct)),
+        opened_at=now,
+        exit_after=now + timedelta(seconds=params.max_hold_seconds),
+        closed_at=None if size > 0 else now,
+    )
+    s.add(lot)
+    s.flush()
+    log_event(
+        log,
+        "lot.opened",
+        lot_id=lot.id,
+        inst_id=lot.inst_id,
+        strategy=lot.strategy,
+        size=size,
+        avg_px=order.avg_px,
+        dust=dust,
+    )
+    if size <= 0:
+        return [], [slot]
+    return [new_sell_intent(rt, s, lot, lot.take_profit_px, rules, "take_profit")], []
+
+
+def _sell_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], list[Slot]]:
+    if order.lot_id is None:
+        return [], []
+    lot = s.get(Lot, order.lot_id)
+    if lot is None or lot.state != "open":
+        return [], []
+    rules = rt.exchange.instrument(order.inst_id)
+    if order.filled_sz > 0:
+        lot.sold_sz += order.filled_sz
+        fee = order.fee if order.fee_ccy == rules.quote_ccy else Decimal(0)
+        lot.proceeds += order.filled_sz * order.avg_px - fee
+    return [], close_if_done(rt, lot, rules)
+
+
+def close_if_done(rt: Runtime, lot: Lot, rules: InstrumentRules) -> list[Slot]:
+    """Close a lot whose remainder is below ``minSz`` (kept as dust); return freed slots."""
+    if lot.state != "open" or remaining_size(lot, rules) >= rules.min_sz:
+        return []
+    lot.dust_sz += lot.size - lot.sold_sz
+    lot.state = "closed"
+    lot.closed_at = rt.now()
+    log_event(
+        log,
+        "lot.closed",
+        lot_id=lot.id,
+        inst_id=lot.inst_id,
+        strategy=lot.strategy,
+        pnl=lot.proceeds - lot.cost,
+    )
+    return [(lot.inst_id, lot.strategy)]
+
+
+def remaining_size(lot: Lot, rules: InstrumentRules) -> Decimal:
+    return rules.size_down(lot.size - lot.sold_sz)
+
+
+def new_sell_intent(
+    rt: Runtime, s: Session, lot: Lot, px: Decimal, rules: InstrumentRules, purpose: str
+) -> Intent:
+    """Write a sell intent for what remains of ``lot``; the caller sends it after commit."""
+    lot.sell_attempts += 1
+    now = rt.now()
+    order = Order(
+        cl_ord_id=sell_cl_ord_id(lot.strategy, lot.id, lot.sell_attempts),
+        inst_id=lot.inst_id,
+        strategy=lot.strategy,
+        side="sell",
+        purpose=purpose,
+        state=OrderState.PENDING_SUBMIT.value,
+        px=px,
+        sz=remaining_size(lot, rules),
+        lot_id=lot.id,
+        created_at=now,
+        updated_at=now,
+        submitted_at=now,
+    )
+    s.add(order)
+    s.flush()
+    return Intent.of(order)

@@ -1,0 +1,186 @@
+"""The Celery tasks: thin like web views. Decode, call a service function, log one line.
+
+Every task is idempotent: the ledger (row locks, unique clOrdIds and signal ids) decides what
+a run may do, so a redelivered or retried message does no harm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from celery import Task
+from celery.signals import worker_init, worker_process_init, worker_ready
+from sqlalchemy.exc import OperationalError
+
+from worker.app import (
+    APPLY_ORDER_UPDATE,
+    PROCESS_BUY_SIGNAL,
+    PROCESS_SELL_SIGNAL,
+    PURGE_PENDING,
+    SYNC_ACTIVE_ORDERS,
+    VERIFY_ORDER,
+    app,
+)
+from worker.domain.errors import Retryable
+from worker.logs import configure_logging, log_event
+from worker.runtime import get_runtime
+from worker.services import reconcile
+from worker.services.buy import process_buy
+from worker.services.orders import VERIFY_DELAYS, lookup
+from worker.services.sell import process_sell
+from worker.services.updates import apply_update_message
+from worker.settings import get_settings
+
+log = logging.getLogger("limitflow.tasks")
+TRANSIENT = (Retryable, OperationalError)
+
+
+@contextlib.contextmanager
+def task_line(task: str, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Log exactly one summary line per task run, with its duration and outcome."""
+    started = time.perf_counter()
+    line: dict[str, Any] = dict(fields)
+    try:
+        yield line
+    except TRANSIENT as exc:
+        line.setdefault("outcome", "retry")
+        line["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        raise
+    except Exception as exc:
+        line.setdefault("outcome", "error")
+        line["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        raise
+    finally:
+        line["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        level = logging.ERROR if line.get("outcome") == "error" else logging.INFO
+        log_event(log, "task.done", level=level, task=task, **line)
+
+
+def _message_id(message: Any) -> Any:
+    return message.get("signal_id", "-") if isinstance(message, dict) else "-"
+
+
+@app.task(
+    name=PROCESS_BUY_SIGNAL,
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=1,
+    retry_backoff_max=5,
+    max_retries=3,
+)
+def process_buy_signal(self: Task, message: Any) -> None:
+    """Execute one buy signal at most once (expired ones are dropped with a reason)."""
+    with task_line("process_buy_signal", signal_id=_message_id(message)) as line:
+        result = process_buy(get_runtime(), message)
+        line.update(
+            signal_id=result.signal_id,
+            slot=result.slot,
+            outcome=result.outcome,
+            reason=result.reason,
+            order_state=result.order_state,
+        )
+
+
+@app.task(
+    name=PROCESS_SELL_SIGNAL,
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=30,
+)
+def process_sell_signal(self: Task, message: Any) -> None:
+    """Exit the unsold lots of a slot; retried until done (then reconciliation takes over)."""
+    with task_line("process_sell_signal", signal_id=_message_id(message)) as line:
+        result = process_sell(get_runtime(), message)
+        line.update(
+            signal_id=result.signal_id,
+            slot=result.slot,
+            outcome=result.outcome,
+            reason=result.reason,
+            lots=result.lots,
+        )
+
+
+@app.task(
+    name=APPLY_ORDER_UPDATE, bind=True, autoretry_for=TRANSIENT, retry_backoff=1, max_retries=10
+)
+def apply_order_update(self: Task, message: Any) -> None:
+    """Apply one order update pushed by the exchange (fills counted once per tradeId)."""
+    cl_ord_id = message.get("cl_ord_id", "-") if isinstance(message, dict) else "-"
+    with task_line("apply_order_update", cl_ord_id=cl_ord_id) as line:
+        line["outcome"] = apply_update_message(get_runtime(), message)
+
+
+@app.task(name=VERIFY_ORDER, bind=True, autoretry_for=(OperationalError,), max_retries=3)
+def verify_order(self: Task, order_id: int, attempt: int = 0) -> None:
+    """Look up an ambiguously placed order by clOrdId (after 2, 5 and 10 seconds)."""
+    with task_line("verify_order", order_id=order_id, attempt=attempt) as line:
+        rt = get_runtime()
+        result = lookup(rt, order_id)
+        line["outcome"] = result
+        if result in ("missing", "unknown", "pending_submit") and attempt + 1 < len(VERIFY_DELAYS):
+            rt.schedule(VERIFY_ORDER, [order_id, attempt + 1], VERIFY_DELAYS[attempt + 1])
+
+
+@app.task(name=SYNC_ACTIVE_ORDERS, ignore_result=False)
+def sync_active_orders() -> dict[str, Any]:
+    """Reconcile every open order and unsold lot with the exchange; return the report."""
+    with task_line("sync_active_orders") as line:
+        report = reconcile.sync_active_orders(get_runtime())
+        line.update(outcome="skipped" if "skipped" in report else "done", **report)
+        return report
+
+
+@app.task(name=PURGE_PENDING, ignore_result=False)
+def purge_pending() -> dict[str, Any]:
+    """Settle intents older than the pending timeout; return the report."""
+    with task_line("purge_pending") as line:
+        report = reconcile.purge_pending(get_runtime())
+        line.update(outcome="skipped" if "skipped" in report else "done", **report)
+        return report
+
+
+@worker_init.connect
+def _check_database(**_: Any) -> None:
+    """Refuse to start on a database that is not migrated, saying what to run."""
+    from worker.ledger.db import make_engine
+    from worker.ledger.migrate import NotMigrated, check_migrated
+
+    settings = get_settings()
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    engine = make_engine(settings.database_url)
+    try:
+        check_migrated(engine)
+    except NotMigrated as exc:
+        print(f"limitflow: worker not started: {exc}", file=sys.stderr, flush=True)
+        os._exit(3)  # celery swallows exceptions raised by signal handlers
+    except OperationalError as exc:
+        print(
+            f"limitflow: worker not started: cannot reach the database: {exc.orig}",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(3)
+    finally:
+        engine.dispose()
+
+
+@worker_process_init.connect
+def _child_logging(**_: Any) -> None:
+    settings = get_settings()
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+
+
+@worker_ready.connect
+def _reconcile_at_start(sender: Any = None, **_: Any) -> None:
+    """Reconcile once when a worker starts: orders may have changed while it was away."""
+    log_event(log, "worker.ready", hostname=getattr(sender, "hostname", "?"))
+    app.send_task(PURGE_PENDING)
+    app.send_task(SYNC_ACTIVE_ORDERS)
