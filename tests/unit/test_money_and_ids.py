@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.domain.ids import (
+    STRATEGIES,
+    buy_cl_ord_id,
+    parse_cl_ord_id,
+    sell_cl_ord_id,
+)
+from worker.domain.money import InstrumentRules, round_down, round_up, to_decimal
+
+RULES = InstrumentRules(
+    "BTC-USDT", Decimal("0.1"), Decimal("0.00000001"), Decimal("0.00001"), "BTC", "USDT"
+)
+
+
+def test_rounding_to_tick_and_lot() -> None:
+    assert RULES.price_down(Decimal("61234.56")) == Decimal("61234.5")
+    assert RULES.price_up(Decimal("61234.51")) == Decimal("61234.6")
+    assert RULES.price_up(Decimal("61234.5")) == Decimal("61234.5")
+    assert RULES.size_down(Decimal("0.000163300001")) == Decimal("0.00016330")
+    assert RULES.is_tradable_size(Decimal("0.00001"))
+    assert not RULES.is_tradable_size(Decimal("0.000009"))
+
+
+@given(
+    st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("1e9"), places=10),
+    st.sampled_from([Decimal("0.1"), Decimal("0.01"), Decimal("0.0001"), Decimal("5")]),
+)
+def test_rounding_properties(value: Decimal, step: Decimal) -> None:
+    down, up = round_down(value, step), round_up(value, step)
+    assert down <= value <= up
+    assert up - down in (0, step)
+    assert (down / step) == (down / step).to_integral_value()
+
+
+@pytest.mark.parametrize("bad", [1.5, True, "abc", "NaN", "Infinity", None, [1]])
+def test_to_decimal_refuses_inexact_or_junk(bad: object) -> None:
+    with pytest.raises(ValueError):
+        to_decimal(bad)
+
+
+def test_cl_ord_ids_are_29_alphanumerics_and_parse_back() -> None:
+    for strategy in STRATEGIES:
+        buy = buy_cl_ord_id(strategy, f"{strategy}:BTC-USDT:2026112408")
+        sell = sell_cl_ord_id(strategy, 42, 1)
+        for cid in (buy, sell):
+            assert len(cid) == 29 and cid.isalnum() and cid.startswith("lf")
+        assert parse_cl_ord_id(buy) == (strategy, "buy")
+        assert parse_cl_ord_id(sell) == (strategy, "sell")
+    assert buy_cl_ord_id("hourly_limit_ws", "a") == buy_cl_ord_id("hourly_limit_ws", "a")
+    assert buy_cl_ord_id("hourly_limit_ws", "a") != buy_cl_ord_id("hourly_limit_ws", "b")
+    assert sell_cl_ord_id("hourly_limit_ws", 1, 1) != sell_cl_ord_id("hourly_limit_ws", 1, 2)
+    assert buy_cl_ord_id("hourly_limit_ws", "x")[2:4] == "hl"
+    assert buy_cl_ord_id("batch_buy_ws", "x")[2:5] == "bbb"
+
+
+@pytest.mark.parametrize(
+    "cid", ["", "lfhlb", "xxhlb" + "0" * 24, "lfzzb" + "0" * 24, "lfhlq" + "0" * 24]
+)
+def test_foreign_cl_ord_ids_are_not_ours(cid: str) -> None:
+    assert parse_cl_ord_id(cid) is None

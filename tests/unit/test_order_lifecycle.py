@@ -1,0 +1,110 @@
+"""The transition table over every state and event pair, and its invariants."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.domain.errors import IllegalTransition
+from worker.domain.orders import (
+    TERMINAL_STATES,
+    TRANSITIONS,
+    OrderEvent,
+    OrderState,
+    Outcome,
+    apply_event,
+)
+
+S, E = OrderState, OrderEvent
+
+EXPECTED = {
+    (S.PENDING_SUBMIT, E.ACCEPTED): S.LIVE,
+    (S.PENDING_SUBMIT, E.PARTIALLY_FILLED): S.PARTIALLY_FILLED,
+    (S.PENDING_SUBMIT, E.FILLED): S.FILLED,
+    (S.PENDING_SUBMIT, E.CANCELED): S.CANCELED,
+    (S.PENDING_SUBMIT, E.REJECTED): S.REJECTED,
+    (S.PENDING_SUBMIT, E.NOT_FOUND): S.FAILED,
+    (S.LIVE, E.ACCEPTED): S.LIVE,
+    (S.LIVE, E.PARTIALLY_FILLED): S.PARTIALLY_FILLED,
+    (S.LIVE, E.FILLED): S.FILLED,
+    (S.LIVE, E.CANCELED): S.CANCELED,
+    (S.LIVE, E.REJECTED): None,
+    (S.LIVE, E.NOT_FOUND): S.CANCELED,
+    (S.PARTIALLY_FILLED, E.ACCEPTED): S.PARTIALLY_FILLED,
+    (S.PARTIALLY_FILLED, E.PARTIALLY_FILLED): S.PARTIALLY_FILLED,
+    (S.PARTIALLY_FILLED, E.FILLED): S.FILLED,
+    (S.PARTIALLY_FILLED, E.CANCELED): S.CANCELED,
+    (S.PARTIALLY_FILLED, E.REJECTED): None,
+    (S.PARTIALLY_FILLED, E.NOT_FOUND): S.CANCELED,
+    (S.FILLED, E.ACCEPTED): S.FILLED,
+    (S.FILLED, E.PARTIALLY_FILLED): S.FILLED,
+    (S.FILLED, E.FILLED): S.FILLED,
+    (S.FILLED, E.CANCELED): None,
+    (S.FILLED, E.REJECTED): None,
+    (S.FILLED, E.NOT_FOUND): S.FILLED,
+    (S.CANCELED, E.ACCEPTED): S.CANCELED,
+    (S.CANCELED, E.PARTIALLY_FILLED): S.CANCELED,
+    (S.CANCELED, E.FILLED): None,
+    (S.CANCELED, E.CANCELED): S.CANCELED,
+    (S.CANCELED, E.REJECTED): None,
+    (S.CANCELED, E.NOT_FOUND): S.CANCELED,
+    (S.REJECTED, E.REJECTED): S.REJECTED,
+    (S.REJECTED, E.NOT_FOUND): S.REJECTED,
+    (S.FAILED, E.REJECTED): S.FAILED,
+    (S.FAILED, E.NOT_FOUND): S.FAILED,
+}
+for state in (S.REJECTED, S.FAILED):
+    for event in (E.ACCEPTED, E.PARTIALLY_FILLED, E.FILLED, E.CANCELED):
+        EXPECTED[(state, event)] = None
+
+
+def test_table_covers_every_pair() -> None:
+    assert set(TRANSITIONS) == set(OrderState)
+    for state in OrderState:
+        assert set(TRANSITIONS[state]) == set(OrderEvent)
+    assert len(EXPECTED) == len(OrderState) * len(OrderEvent)
+
+
+@pytest.mark.parametrize(("state", "event"), list(itertools.product(OrderState, OrderEvent)))
+def test_every_pair(state: OrderState, event: OrderEvent) -> None:
+    expected = EXPECTED[(state, event)]
+    if expected is None:
+        with pytest.raises(IllegalTransition):
+            apply_event(state, event)
+    else:
+        assert apply_event(state, event) is expected
+
+
+def test_terminal_states_never_leave() -> None:
+    for state in TERMINAL_STATES:
+        for event in OrderEvent:
+            outcome, _ = TRANSITIONS[state][event]
+            assert outcome is not Outcome.MOVE
+
+
+RANK = {
+    S.PENDING_SUBMIT: 0,
+    S.LIVE: 1,
+    S.PARTIALLY_FILLED: 2,
+    S.FILLED: 3,
+    S.CANCELED: 3,
+    S.REJECTED: 3,
+    S.FAILED: 3,
+}
+
+
+@given(st.lists(st.sampled_from(list(OrderEvent)), max_size=30))
+def test_random_news_never_moves_backwards(events: list[OrderEvent]) -> None:
+    state = S.PENDING_SUBMIT
+    for event in events:
+        try:
+            new = apply_event(state, event)
+        except IllegalTransition:
+            continue
+        assert RANK[new] >= RANK[state]
+        if state.is_terminal:
+            assert new is state
+        state = new

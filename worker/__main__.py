@@ -1,0 +1,132 @@
+"""Operator commands: ``python -m worker {migrate,pause,resume,status,enqueue}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+
+from worker.domain.errors import ConfigError, InvalidSignal
+from worker.settings import Settings, get_settings
+
+
+def _ledger(settings: Settings) -> Any:
+    from worker.ledger.db import Ledger
+    from worker.ledger.migrate import NotMigrated, check_migrated
+
+    ledger = Ledger.from_url(settings.database_url)
+    try:
+        check_migrated(ledger.engine)
+    except NotMigrated as exc:
+        raise SystemExit(f"limitflow: {exc}") from None
+    return ledger
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
+    from worker.ledger.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print(f"limitflow: database is up to date ({_safe_url(settings.database_url)})")
+
+
+def _set_paused(settings: Settings, paused: bool) -> None:
+    from worker.ledger.models import EngineFlag
+
+    ledger = _ledger(settings)
+    with ledger.begin() as s:
+        flag = s.get(EngineFlag, "paused")
+        now = datetime.now(UTC)
+        if flag is None:
+            s.add(EngineFlag(name="paused", enabled=paused, updated_at=now))
+        else:
+            flag.enabled, flag.updated_at = paused, now
+    print("limitflow: buys paused (sells continue)" if paused else "limitflow: buys resumed")
+
+
+def cmd_pause(settings: Settings, _: argparse.Namespace) -> None:
+    _set_paused(settings, True)
+
+
+def cmd_resume(settings: Settings, _: argparse.Namespace) -> None:
+    _set_paused(settings, False)
+
+
+def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
+    from worker.ledger import ops
+    from worker.ledger.models import Lot, Order, Signal
+
+    ledger = _ledger(settings)
+    with ledger.begin() as s:
+        orders = dict(s.execute(select(Order.state, func.count()).group_by(Order.state)).all())
+        skips = dict(
+            s.execute(
+                select(Signal.reason, func.count())
+                .where(Signal.outcome == "skipped")
+                .group_by(Signal.reason)
+            ).all()
+        )
+        lots = dict(s.execute(select(Lot.state, func.count()).group_by(Lot.state)).all())
+        paused = ops.is_paused(s)
+    doc = {"paused": paused, "orders": orders, "lots": lots, "skips": skips}
+    print(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+
+
+def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> None:
+    from worker.app import PROCESS_BUY_SIGNAL, PROCESS_SELL_SIGNAL, app
+    from worker.signals import parse_buy, parse_sell
+
+    raw = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SystemExit(f"limitflow: {args.file} is not JSON: {exc}") from None
+    kind = message.get("kind") if isinstance(message, dict) else None
+    try:
+        if kind == "sell":
+            parse_sell(message)
+        else:
+            parse_buy(message)
+    except InvalidSignal as exc:
+        raise SystemExit(f"limitflow: invalid signal: {exc}") from None
+    task = PROCESS_SELL_SIGNAL if kind == "sell" else PROCESS_BUY_SIGNAL
+    result = app.send_task(task, args=[message])
+    print(f"limitflow: enqueued {task} task_id={result.id} signal_id={message['signal_id']}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+COMMANDS = {
+    "migrate": (cmd_migrate, "create or migrate the database to the newest schema"),
+    "pause": (cmd_pause, "refuse new buys (reason 'paused'); sells continue"),
+    "resume": (cmd_resume, "accept buys again"),
+    "status": (cmd_status, "print orders, lots and skip reasons as JSON"),
+    "enqueue": (cmd_enqueue, "validate a signal JSON file (or - for stdin) and enqueue it"),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        if name == "enqueue":
+            p.add_argument("file", help="signal JSON file, or - for standard input")
+    args = parser.parse_args(argv)
+    try:
+        settings = get_settings()
+        settings.strategies  # noqa: B018
+    except ConfigError as exc:
+        raise SystemExit(f"limitflow: {exc}") from None
+    COMMANDS[args.command][0](settings, args)
+
+
+if __name__ == "__main__":
+    main()
