@@ -1,0 +1,103 @@
+"""Turn OKX push messages into ``Tick`` values, refusing bad input with a reason.
+
+Reasons are a fixed vocabulary (``REASONS``) so counters keyed by them stay bounded.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from feed.state import Tick
+
+REASONS = (
+    "malformed_json",
+    "not_object",
+    "missing_field",
+    "bad_number",
+    "non_positive",
+    "bad_ts",
+    "unknown_instrument",
+    "ts_backwards",
+    "unknown_message",
+    "invalid_signal",
+)
+
+
+class BadInput(Exception):
+    """A message (or part of one) that cannot be used; ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+_ZERO = Decimal(0)
+
+
+def price(value: Any, field: str) -> Decimal:
+    """A positive, finite decimal from an OKX string field."""
+    if type(value) is not str:
+        raise BadInput("missing_field" if value is None else "bad_number", field)
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        raise BadInput("bad_number", field) from None
+    if not d.is_finite():
+        raise BadInput("bad_number", field)
+    if d <= _ZERO:
+        raise BadInput("non_positive", field)
+    return d
+
+
+def _optional(item: dict[str, Any], field: str) -> Decimal | None:
+    value = item.get(field)
+    if value is None or value == "":
+        return None
+    return price(value, field)
+
+
+def timestamp(value: Any) -> int:
+    """Epoch milliseconds from an OKX string (or integer) field."""
+    if type(value) is str and value.isdigit():
+        ts = int(value)
+    elif type(value) is int:
+        ts = value
+    else:
+        raise BadInput("missing_field" if value is None else "bad_ts", "ts")
+    if ts <= 0:
+        raise BadInput("bad_ts", "ts")
+    return ts
+
+
+def parse_ticker(item: Any) -> Tick:
+    """One element of a ``tickers`` push's ``data`` array."""
+    if type(item) is not dict:
+        raise BadInput("not_object", "data[]")
+    inst_id = item.get("instId")
+    if type(inst_id) is not str:
+        raise BadInput("missing_field", "instId")
+    tick = Tick(inst_id, price(item.get("last"), "last"), timestamp(item.get("ts")))
+    tick.bid = _optional(item, "bidPx")
+    tick.sod_utc0 = _optional(item, "sodUtc0")
+    tick.high24h = _optional(item, "high24h")
+    tick.low24h = _optional(item, "low24h")
+    vol = item.get("volCcy24h")
+    if vol is not None and vol != "":
+        if type(vol) is not str:
+            raise BadInput("bad_number", "volCcy24h")
+        try:
+            tick.vol_ccy24h = Decimal(vol)
+        except InvalidOperation:
+            raise BadInput("bad_number", "volCcy24h") from None
+        if not tick.vol_ccy24h.is_finite() or tick.vol_ccy24h < _ZERO:
+            raise BadInput("bad_number", "volCcy24h")
+    return tick
+
+
+def parse_candle(row: Any) -> tuple[int, Decimal]:
+    """``(open time ms, open price)`` from one candle row ``[ts, o, h, l, c, ...]``."""
+    if type(row) is not list or len(row) < 5:
+        raise BadInput("missing_field", "candle")
+    return timestamp(row[0]), price(row[1], "o")

@@ -1,0 +1,93 @@
+"""Per-instrument market state: the only memory the strategies read.
+
+Everything here is keyed by instrument (a fixed, configured set) and holds a constant number
+of values per instrument, so memory is bounded by the instrument count. Time is never read
+here: every timestamp comes from the exchange's messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from worker.domain.money import InstrumentRules
+
+if TYPE_CHECKING:
+    from feed.strategies.gap import GapWindow
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+# Where an hour open came from; a higher rank replaces a lower one for the same hour.
+RANK_TICK = 0  # the first tick seen in the hour: used only when nothing better is known
+RANK_REST = 1  # GET /api/v5/market/candles at start-up
+RANK_CANDLE = 2  # the candle1H channel: the exchange's own open, wins over REST
+
+
+@dataclass(slots=True)
+class Tick:
+    """One ticker update, parsed. Prices are exact; optional fields may be missing."""
+
+    inst_id: str
+    last: Decimal
+    ts: int
+    bid: Decimal | None = None
+    sod_utc0: Decimal | None = None
+    high24h: Decimal | None = None
+    low24h: Decimal | None = None
+    vol_ccy24h: Decimal | None = None
+
+
+class InstrumentState:
+    """What the feed knows about one instrument right now."""
+
+    __slots__ = (
+        "bid",
+        "fired",
+        "gap",
+        "hour_idx",
+        "hour_open",
+        "hour_rank",
+        "inst_id",
+        "last",
+        "last_ts",
+        "rules",
+    )
+
+    def __init__(self, rules: InstrumentRules) -> None:
+        self.inst_id = rules.inst_id
+        self.rules = rules
+        self.last: Decimal | None = None
+        self.bid: Decimal | None = None
+        self.last_ts = 0
+        self.hour_idx = -1  # UTC hour number (epoch ms // HOUR_MS) that hour_open belongs to
+        self.hour_open: Decimal | None = None
+        self.hour_rank = -1
+        # strategy -> the last bucket key it fired in; buckets only move forward (timestamps
+        # going backwards are refused), so one key per strategy is all the dedup we need.
+        self.fired: dict[str, int] = {}
+        self.gap: GapWindow | None = None
+
+    def set_hour_open(self, hour_idx: int, px: Decimal, rank: int) -> bool:
+        """Record ``px`` as the open of ``hour_idx`` unless a better source already did."""
+        if hour_idx > self.hour_idx or (hour_idx == self.hour_idx and rank >= self.hour_rank):
+            self.hour_idx = hour_idx
+            self.hour_open = px
+            self.hour_rank = rank
+            return True
+        return False
+
+    def open_for(self, ts: int) -> Decimal | None:
+        """The hour open for the hour containing ``ts``, if known."""
+        return self.hour_open if ts // HOUR_MS == self.hour_idx else None
+
+    def apply(self, tick: Tick) -> None:
+        """Take ``tick`` as the latest price (the caller checked its timestamp)."""
+        self.last = tick.last
+        self.last_ts = tick.ts
+        if tick.bid is not None:
+            self.bid = tick.bid
+        hour = tick.ts // HOUR_MS
+        if hour > self.hour_idx:
+            self.set_hour_open(hour, tick.last, RANK_TICK)

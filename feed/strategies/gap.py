@@ -1,0 +1,70 @@
+"""``original_gap`` (Gap): buy at the last price once it is ``gap_pct`` below the highest last
+price of the trailing ``gap_window_seconds``; one buy per instrument per epoch-aligned window.
+
+The trailing maximum is a monotonic deque over time slots of ``window / SLOTS`` ms: a slot
+keeps only its highest price and a price is dropped once a later one is at least as high, so
+the deque never holds more than ``SLOTS + 1`` entries whatever the tick rate. The window's
+edge is exact to one slot (under 0.2 % of the window).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from decimal import Decimal
+
+from feed.state import InstrumentState, Tick
+from feed.strategies.base import Candidate, already_fired, window_bucket
+from worker.strategy_config import OriginalGapParams
+
+STRATEGY = "original_gap"
+SLOTS = 512
+
+
+class GapWindow:
+    """The maximum of the last price over a sliding window, in bounded memory."""
+
+    __slots__ = ("_entries", "nslots", "slot_ms", "window_ms")
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
+        self.slot_ms = max(1, window_ms // SLOTS)
+        self.nslots = -(-window_ms // self.slot_ms)
+        self._entries: deque[tuple[int, Decimal]] = deque()
+
+    def push(self, ts: int, px: Decimal) -> Decimal:
+        """Add a price at ``ts``; return the maximum over the window ending at ``ts``."""
+        entries = self._entries
+        slot = ts // self.slot_ms
+        while entries and entries[-1][1] <= px:
+            entries.pop()
+        if not entries or entries[-1][0] != slot:
+            entries.append((slot, px))
+        oldest = slot - self.nslots
+        while entries[0][0] <= oldest:
+            entries.popleft()
+        return entries[0][1]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def observe(params: OriginalGapParams, state: InstrumentState, tick: Tick) -> Decimal:
+    """Feed ``tick`` into the instrument's window; return the trailing maximum."""
+    window = state.gap
+    window_ms = params.gap_window_seconds * 1000
+    if window is None or window.window_ms != window_ms:
+        window = state.gap = GapWindow(window_ms)
+    return window.push(tick.ts, tick.last)
+
+
+def evaluate(params: OriginalGapParams, state: InstrumentState, tick: Tick) -> Candidate | None:
+    """Observe ``tick``; return the buy it triggers, if any."""
+    high = observe(params, state, tick)
+    if tick.last > high * (1 - params.gap_pct):
+        return None
+    window_ms = params.gap_window_seconds * 1000
+    key = tick.ts // window_ms
+    if already_fired(state.fired, STRATEGY, key):
+        return None
+    bucket = window_bucket(key * window_ms, params.gap_window_seconds)
+    return Candidate(STRATEGY, tick.inst_id, key, bucket, tick.last)

@@ -1,0 +1,27 @@
+"""``stable_buy_ws`` (Stable): in a calm, liquid market (24h range within ``max_range``, 24h
+quote volume at least ``min_volume_usdt``), buy at ``sodUtc0 * (1 - drop_pct)`` once the last
+price reaches it; one buy per instrument per UTC day."""
+
+from __future__ import annotations
+
+from feed.state import DAY_MS, InstrumentState, Tick
+from feed.strategies.base import Candidate, already_fired, day_bucket
+from worker.strategy_config import StableBuyParams
+
+STRATEGY = "stable_buy_ws"
+
+
+def evaluate(params: StableBuyParams, state: InstrumentState, tick: Tick) -> Candidate | None:
+    """The buy ``tick`` triggers, if any."""
+    sod, high, low, vol = tick.sod_utc0, tick.high24h, tick.low24h, tick.vol_ccy24h
+    if sod is None or high is None or low is None or vol is None:
+        return None
+    limit = sod * (1 - params.drop_pct)
+    if tick.last > limit:
+        return None
+    if vol < params.min_volume_usdt or (high - low) / low > params.max_range:
+        return None
+    day = tick.ts // DAY_MS
+    if already_fired(state.fired, STRATEGY, day):
+        return None
+    return Candidate(STRATEGY, tick.inst_id, day, day_bucket(day), limit)
