@@ -12,7 +12,7 @@ from tests import builders, stores
 from worker.ledger.db import Ledger
 from worker.ledger.migrate import upgrade
 
-TABLES = "fills, signals, orders, lots, slots, engine_flags, leases"
+TABLES = "fills, signals, lots, orders, slots, engine_flags, leases"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
