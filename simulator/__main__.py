@@ -1,0 +1,89 @@
+"""``python -m simulator``: run the OKX v5 simulator until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from simulator.config import DEFAULT_INSTRUMENTS, SimConfig
+from simulator.replay import ReplayError
+from simulator.server import Server
+from worker.settings import SIM_API_KEY, SIM_API_PASSPHRASE, SIM_API_SECRET
+
+
+def parse_args(argv: list[str] | None = None) -> SimConfig:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator", description="Run a local OKX v5 simulator (REST + websockets)."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18080, help="0 picks a free port")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--seed", type=int, default=1, help="seed of the market generator")
+    source.add_argument("--replay", type=Path, help="JSONL file of recorded OKX pushes")
+    parser.add_argument(
+        "--speed", type=float, default=1.0,
+        help="simulated seconds per real second (0: replay as fast as possible)",
+    )  # fmt: skip
+    parser.add_argument("--paused", action="store_true", help="start with the clock paused")
+    parser.add_argument("--instruments", default=",".join(DEFAULT_INSTRUMENTS))
+    parser.add_argument("--api-key", default=SIM_API_KEY)
+    parser.add_argument("--api-secret", default=SIM_API_SECRET)
+    parser.add_argument("--passphrase", default=SIM_API_PASSPHRASE)
+    parser.add_argument("--start-usdt", default="10000", help="starting USDT balance")
+    parser.add_argument("--fee-rate", default="0.001")
+    parser.add_argument("--idle-timeout", type=float, default=30.0, help="websocket idle close (s)")
+    args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("the simulator listens on loopback only (127.0.0.1)")
+    if args.speed < 0:
+        parser.error("--speed must be >= 0")
+    return SimConfig.from_options(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        replay=args.replay,
+        speed=args.speed,
+        paused=args.paused,
+        instruments=args.instruments,
+        api_key=args.api_key,
+        api_secret=args.api_secret,
+        passphrase=args.passphrase,
+        start_usdt=args.start_usdt,
+        fee_rate=args.fee_rate,
+        ws_idle_timeout=args.idle_timeout,
+    )
+
+
+async def serve(config: SimConfig) -> None:
+    server = Server(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    config = parse_args(argv)
+    try:
+        asyncio.run(serve(config))
+    except ReplayError as exc:
+        print(f"simulator: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"simulator: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

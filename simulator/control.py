@@ -1,0 +1,103 @@
+"""``SimControl``: a small client for the simulator's ``/_sim/`` control API (tests, demos)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class SimControlError(RuntimeError):
+    """The control API refused a request."""
+
+
+class SimControl:
+    """One method per control endpoint; ``base_url`` is the simulator's REST URL."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0):
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SimControl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, name: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._client.request(method, f"/_sim/{name}", json=body)
+        payload = response.json()
+        if response.status_code != 200:
+            raise SimControlError(f"/_sim/{name}: {payload.get('error', response.text)}")
+        return payload
+
+    def fault(self, op: str, mode: str, times: int = 1, seconds: float = 0.0) -> dict[str, Any]:
+        """Arm a REST fault: ``op`` place_order|cancel_order|get_order|orders_pending|any..."""
+        body = {"op": op, "mode": mode, "times": times, "seconds": seconds}
+        result: dict[str, Any] = self._call("POST", "faults", body)
+        return result
+
+    def clear_faults(self) -> None:
+        self._call("POST", "faults", {"clear": True})
+
+    def ws(self, action: str, path: str = "all") -> int:
+        """drop | notice_64008 | stop_pong | idle_close_4004 on public|private|business|all."""
+        result = self._call("POST", "ws", {"action": action, "path": path})
+        return int(result["connections"])
+
+    def price(
+        self,
+        inst_id: str,
+        last: str | None = None,
+        bid: str | None = None,
+        ask: str | None = None,
+        **sizes: str,
+    ) -> dict[str, Any]:
+        """Set the price (bid/ask default to last) and match; returns the new ticker."""
+        body: dict[str, Any] = {"instId": inst_id, "last": last, "bid": bid, "ask": ask, **sizes}
+        ticker: dict[str, Any] = self._call("POST", "price", body)["ticker"]
+        return ticker
+
+    def fill(
+        self, ord_id: str | None = None, cl_ord_id: str | None = None, sz: str | None = None
+    ) -> dict[str, Any]:
+        body = {"ordId": ord_id, "clOrdId": cl_ord_id, "sz": sz}
+        order: dict[str, Any] = self._call("POST", "fill", body)["order"]
+        return order
+
+    def forget(self, ord_id: str | None = None, cl_ord_id: str | None = None) -> None:
+        self._call("POST", "forget", {"ordId": ord_id, "clOrdId": cl_ord_id})
+
+    def orders(self) -> dict[str, Any]:
+        """``{"orders": [...], "placements": {clOrdId: count}}``."""
+        result: dict[str, Any] = self._call("GET", "orders")
+        return result
+
+    def placements(self, cl_ord_id: str) -> int:
+        return int(self.orders()["placements"].get(cl_ord_id, 0))
+
+    def reset(self) -> None:
+        self._call("POST", "reset", {})
+
+    def clock(
+        self,
+        advance_seconds: float = 0.0,
+        pause: bool = False,
+        resume: bool = False,
+        speed: float | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"advance_seconds": advance_seconds, "pause": pause}
+        body["resume"] = resume
+        if speed is not None:
+            body["speed"] = speed
+        result: dict[str, Any] = self._call("POST", "clock", body)
+        return result
+
+    def advance(self, seconds: float) -> dict[str, Any]:
+        return self.clock(advance_seconds=seconds)
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "status")
+        return result

@@ -1,0 +1,96 @@
+"""Order request validation with OKX's codes (51000, 51001, 51020, 51121, 51204, ...)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from simulator.decimals import is_multiple, parse_decimal
+from simulator.instruments import Instrument
+from simulator.orders import ORDER_TYPES
+
+_CL_ORD_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_TAG = re.compile(r"^[A-Za-z0-9]{1,16}$")
+
+
+class OrderError(Exception):
+    """An order refused with an OKX ``sCode`` and ``sMsg``."""
+
+    def __init__(self, code: str, msg: str):
+        super().__init__(f"{code} {msg}")
+        self.code = code
+        self.msg = msg
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    inst: Instrument
+    side: str
+    ord_type: str
+    px: Decimal
+    sz: Decimal
+    cl_ord_id: str
+    tag: str
+    tgt_ccy: str
+
+
+def _param_error(name: str) -> OrderError:
+    return OrderError("51000", f"Parameter {name} error")
+
+
+def _text(params: dict[str, Any], name: str) -> str:
+    value = params.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _param_error(name)
+    return value.strip()
+
+
+def validate_order(params: Any, instruments: dict[str, Instrument]) -> OrderRequest:
+    """Check one place-order body; raise ``OrderError`` like OKX would."""
+    if not isinstance(params, dict):
+        raise OrderError("51000", "Parameter order error")
+    inst_id = _text(params, "instId")
+    if not inst_id:
+        raise OrderError("50014", "Parameter instId can not be empty")
+    inst = instruments.get(inst_id)
+    if inst is None:
+        raise OrderError("51001", "Instrument ID, Instrument ID code, or Spread ID doesn't exist.")
+    td_mode = _text(params, "tdMode")
+    if td_mode != "cash":
+        raise _param_error("tdMode")
+    side = _text(params, "side")
+    if side not in ("buy", "sell"):
+        raise _param_error("side")
+    ord_type = _text(params, "ordType")
+    if ord_type not in ORDER_TYPES:
+        raise _param_error("ordType")
+    cl_ord_id = _text(params, "clOrdId")
+    if cl_ord_id and not _CL_ORD_ID.match(cl_ord_id):
+        raise _param_error("clOrdId")
+    tag = _text(params, "tag")
+    if tag and not _TAG.match(tag):
+        raise _param_error("tag")
+    tgt_ccy = _text(params, "tgtCcy")
+    if tgt_ccy not in ("", "base_ccy", "quote_ccy"):
+        raise _param_error("tgtCcy")
+    if tgt_ccy == "quote_ccy":
+        # Only market orders may be sized in the quote currency.
+        raise _param_error("tgtCcy")
+    raw_px = params.get("px")
+    if raw_px in (None, ""):
+        raise OrderError("51204", "The price for the limit order cannot be empty.")
+    px = parse_decimal(raw_px)
+    if px is None or px <= 0 or not is_multiple(px, inst.tick_sz):
+        raise _param_error("px")
+    sz = parse_decimal(params.get("sz"))
+    if sz is None or sz <= 0:
+        raise _param_error("sz")
+    if not is_multiple(sz, inst.lot_sz):
+        raise OrderError("51121", "Order quantity must be a multiple of the lot size.")
+    if sz < inst.min_sz:
+        raise OrderError("51020", "Your order should meet or exceed the minimum order amount.")
+    return OrderRequest(inst, side, ord_type, px, sz, cl_ord_id, tag, tgt_ccy)
