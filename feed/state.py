@@ -84,10 +84,12 @@ class InstrumentState:
 
     def apply(self, tick: Tick) -> None:
         """Take ``tick`` as the latest price (the caller checked its timestamp)."""
+        hour = tick.ts // HOUR_MS
+        # The first tick of an hour stands in for its open only if we were already watching
+        # in an earlier hour: a feed started mid-hour has not seen the hour's first trade.
+        if hour > self.hour_idx and self.last_ts and self.last_ts // HOUR_MS < hour:
+            self.set_hour_open(hour, tick.last, RANK_TICK)
         self.last = tick.last
         self.last_ts = tick.ts
         if tick.bid is not None:
             self.bid = tick.bid
-        hour = tick.ts // HOUR_MS
-        if hour > self.hour_idx:
-            self.set_hour_open(hour, tick.last, RANK_TICK)

@@ -104,3 +104,10 @@ def test_disabled_strategy_never_fires() -> None:
     h = Harness(only("original_gap", enabled=False))
     h.candle("BTC-USDT", T0, "100")
     assert h.tick("BTC-USDT", "50", T0 + 1) == []
+
+
+def test_first_tick_after_start_up_is_not_taken_as_the_hour_open() -> None:
+    h = harness()
+    h.tick("BTC-USDT", "100", T0 + 1_800_000)  # started mid-hour: the open is unknown
+    assert h.tick("BTC-USDT", "90", T0 + 1_800_001) == []
+    assert h.engine.states["BTC-USDT"].hour_open is None

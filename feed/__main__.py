@@ -1,0 +1,96 @@
+"""``python -m feed``: watch OKX and send buy and sell signals to the workers.
+
+    python -m feed                    run the daemon (signals go to Celery)
+    python -m feed --record FILE      also append every received message to FILE (JSONL)
+    python -m feed --dry-run          print signals as JSON lines instead of sending them
+    python -m feed --replay FILE      run a recording through the strategies, print signals
+
+Configuration comes from the environment (see ``worker.settings``): ``INSTRUMENTS``,
+``OKX_REST_URL``, ``OKX_WS_PUBLIC_URL``, ``OKX_WS_BUSINESS_URL``, ``STRATEGY_CONFIG``,
+``SIGNAL_TTL_SECONDS``, ``LOG_FORMAT``, ``LOG_LEVEL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Iterable
+from types import FrameType
+
+from feed.daemon import Feed, FeedError
+from feed.engine import Engine, Publish
+from feed.logs import configure_logging, log_event
+from feed.publish import CeleryPublisher, PrintPublisher
+from feed.record import replay
+from feed.rest import PublicRest, RestError, select_instruments
+from feed.strategies.exits import Position
+from worker.settings import Settings, get_settings
+
+
+def _replay(settings: Settings, path: str) -> int:
+    rest = PublicRest(settings.OKX_REST_URL)
+    try:
+        rules = select_instruments(rest.instruments(), settings.instrument_list)
+    except RestError as exc:
+        print(
+            f"feed: cannot read instrument rules from {settings.OKX_REST_URL}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    engine = Engine(rules, settings.strategies, PrintPublisher(), settings.SIGNAL_TTL_SECONDS)
+    count = replay(path, engine)
+    log_event("feed.replayed", messages=count, **engine.stats())
+    return 0
+
+
+def _positions_source(settings: Settings) -> Iterable[Position]:
+    from worker.positions import open_positions
+
+    return open_positions(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m feed", description=__doc__.splitlines()[0])
+    parser.add_argument("--record", metavar="FILE", help="append every received message (JSONL)")
+    parser.add_argument("--replay", metavar="FILE", help="replay a recording and print signals")
+    parser.add_argument("--dry-run", action="store_true", help="print signals, do not send")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    if args.replay:
+        return _replay(settings, args.replay)
+
+    publisher: CeleryPublisher | None = None
+    publish: Publish
+    if args.dry_run:
+        publish = PrintPublisher()
+    else:
+        from worker.app import app
+
+        publish = publisher = CeleryPublisher(app)
+    feed = Feed(
+        settings, publish, positions=lambda: _positions_source(settings), record_path=args.record
+    )
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        log_event("feed.stopping", signal=signal.Signals(signum).name)
+        feed.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        feed.run()
+    except FeedError as exc:
+        log_event("feed.failed", error=str(exc))
+        return 1
+    finally:
+        if publisher is not None:
+            publisher.close()
+    log_event("feed.stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""One OKX websocket connection, kept alive: subscribe, ping, reconnect, resubscribe.
+
+OKX drops a connection after 30 s without traffic, so after ``ping_after`` seconds of
+silence we send the text ``ping`` and expect ``pong`` within ``pong_timeout`` seconds, or
+reconnect. Any close or error reconnects after an exponential backoff with jitter; the
+64008 notice (service upgrade) reconnects at once. Each new connection subscribes again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import websocket
+
+from feed.logs import log_event
+from feed.subscriptions import REQUESTS_PER_HOUR, Arg, RateLimiter, subscribe_requests
+
+OnText = Callable[[bytes, int], "dict[str, Any] | None"]
+OnSubscribed = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Keepalive and reconnect timing (tests shorten these)."""
+
+    ping_after: float = 20.0
+    pong_timeout: float = 10.0
+    poll: float = 0.5
+    connect_timeout: float = 10.0
+    subscribe_timeout: float = 10.0
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    healthy_after: float = 30.0
+
+
+def backoff(attempt: int, timing: Timing, rng: random.Random) -> float:
+    """Exponential backoff with jitter: half to all of ``base * 2**attempt`` (capped)."""
+    cap: float = min(timing.backoff_max, timing.backoff_base * 2.0 ** min(attempt, 30))
+    return cap * (0.5 + rng.random() / 2)
+
+
+class Connection:
+    """A websocket connection for one set of subscription ``args``; run it in a thread."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        args: list[Arg],
+        on_text: OnText,
+        on_subscribed: OnSubscribed,
+        connect_limiter: RateLimiter,
+        stop: threading.Event,
+        timing: Timing | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.args = args
+        self.on_text = on_text
+        self.on_subscribed = on_subscribed
+        self.connect_limiter = connect_limiter
+        self.stop = stop
+        self.timing = timing or Timing()
+        self.connects = 0
+        self.reconnect_reasons: dict[str, int] = {}
+        self._rng = random.Random()
+
+    def run(self) -> None:
+        """Connect, stream and reconnect until ``stop`` is set."""
+        attempt = 0
+        while not self.stop.is_set():
+            if not self.connect_limiter.acquire(self.stop):
+                break
+            started = time.monotonic()
+            reason = self._connect_and_stream()
+            if self.stop.is_set():
+                break
+            self.reconnect_reasons[reason] = self.reconnect_reasons.get(reason, 0) + 1
+            if reason == "notice" or time.monotonic() - started >= self.timing.healthy_after:
+                attempt = 0
+            delay = 0.0 if reason == "notice" else backoff(attempt, self.timing, self._rng)
+            attempt += 1
+            log_event(
+                "feed.ws_reconnect",
+                logging.WARNING,
+                conn=self.name,
+                reason=reason,
+                delay_s=round(delay, 3),
+            )
+            self.stop.wait(delay)
+
+    def _connect_and_stream(self) -> str:
+        try:
+            ws = websocket.create_connection(
+                self.url, timeout=self.timing.connect_timeout, skip_utf8_validation=True
+            )
+        except (websocket.WebSocketException, OSError) as exc:
+            log_event("feed.ws_connect_failed", logging.WARNING, conn=self.name, error=repr(exc))
+            return "connect_failed"
+        self.connects += 1
+        try:
+            ws.settimeout(self.timing.poll)
+            return self._stream(ws)
+        except (websocket.WebSocketException, OSError) as exc:
+            log_event("feed.ws_error", logging.WARNING, conn=self.name, error=repr(exc))
+            return "error"
+        finally:
+            with contextlib.suppress(websocket.WebSocketException, OSError):
+                ws.close(timeout=1)
+            ws.shutdown()  # type: ignore[no-untyped-call]  # close() skips it after a peer close
+
+    def _subscribe(self, ws: websocket.WebSocket, limiter: RateLimiter) -> int:
+        sent = 0
+        for request in subscribe_requests(self.args):
+            if not limiter.acquire(self.stop):
+                break
+            ws.send(request.decode())
+            sent += 1
+        log_event("feed.ws_subscribing", conn=self.name, args=len(self.args), requests=sent)
+        return sent
+
+    def _stream(self, ws: websocket.WebSocket) -> str:
+        timing = self.timing
+        self._subscribe(ws, RateLimiter(REQUESTS_PER_HOUR, 3600.0))
+        acked = errors = 0
+        reported = False
+        sub_deadline = time.monotonic() + timing.subscribe_timeout
+        last_rx = time.monotonic()
+        ping_sent: float | None = None
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if not reported and now >= sub_deadline:
+                reported = True
+                self.on_subscribed(self.name, acked, len(self.args))
+            try:
+                opcode, frame = ws.recv_data_frame(True)
+            except websocket.WebSocketTimeoutException:
+                now = time.monotonic()
+                if ping_sent is not None:
+                    if now - ping_sent >= timing.pong_timeout:
+                        return "pong_timeout"
+                elif now - last_rx >= timing.ping_after:
+                    ws.send("ping")
+                    ping_sent = now
+                continue
+            last_rx = time.monotonic()
+            ping_sent = None
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return "closed"
+            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                continue
+            data: bytes = frame.data
+            if data == b"pong":
+                continue
+            event = self.on_text(data, int(time.time() * 1000))
+            if event is None:
+                continue
+            kind = event.get("event")
+            if kind == "subscribe":
+                acked += 1
+            elif kind == "error":
+                errors += 1
+                log_event(
+                    "feed.ws_error_event",
+                    logging.WARNING,
+                    conn=self.name,
+                    code=event.get("code"),
+                    msg=event.get("msg"),
+                )
+            elif kind == "notice":
+                log_event("feed.ws_notice", logging.WARNING, conn=self.name, code=event.get("code"))
+                if str(event.get("code")) == "64008":
+                    return "notice"
+            if not reported and acked + errors >= len(self.args):
+                reported = True
+                self.on_subscribed(self.name, acked, len(self.args))
+        return "stopped"
