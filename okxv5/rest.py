@@ -1,0 +1,180 @@
+"""A signed OKX v5 REST client on one keep-alive ``httpx.Client``.
+
+Every answer is checked here: HTTP status, per-order ``sCode`` and envelope ``code`` become
+errors of ``worker.domain.errors`` (see ``okxv5.errors``). Credentials never leave this module
+except inside the signed headers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from pydantic import SecretStr
+
+from okxv5.errors import MalformedResponse, envelope_error, http_error, scrub
+from okxv5.ratelimit import RateLimiter, shared_limiter
+from okxv5.signing import rest_signature, rest_timestamp
+from worker.domain.errors import RateLimited, StateUnknown
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+Params = Mapping[str, str | int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """An API key triple; ``SecretStr`` keeps it out of reprs and tracebacks."""
+
+    api_key: SecretStr
+    secret: SecretStr
+    passphrase: SecretStr
+
+    def values(self) -> tuple[str, str, str]:
+        return (
+            self.api_key.get_secret_value(),
+            self.secret.get_secret_value(),
+            self.passphrase.get_secret_value(),
+        )
+
+
+DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=3.0, pool=2.0)
+
+
+class OkxRestClient:
+    """Send signed requests and return the envelope's ``data`` list."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        demo: bool = True,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        limiter: RateLimiter | None = None,
+        transport: httpx.BaseTransport | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._credentials = credentials
+        self._limiter = limiter or shared_limiter()
+        self._now = now
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if demo:
+            headers["x-simulated-trading"] = "1"
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            # The order request is on the latency path: keep connections warm.
+            limits=httpx.Limits(max_keepalive_connections=20, keepalive_expiry=60.0),
+        )
+
+    def __repr__(self) -> str:
+        return f"OkxRestClient(base_url={str(self._http.base_url)!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> OkxRestClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Requests ------------------------------------------------------------------------
+
+    def get(
+        self, path: str, params: Params | None = None, *, signed: bool = True, key: str = ""
+    ) -> list[Any]:
+        """GET ``path`` with query ``params`` (``None`` and ``""`` values are left out)."""
+        query = urlencode({k: v for k, v in (params or {}).items() if v not in (None, "")})
+        request_path = f"{path}?{query}" if query else path
+        return self._send("GET", path, request_path, "", signed=signed, charges=[(key, 1)])
+
+    def post(
+        self,
+        path: str,
+        body: Json | list[Json],
+        *,
+        key: str = "",
+        charges: Sequence[tuple[str, int]] = (),
+        per_item: bool = False,
+    ) -> list[Any]:
+        """POST a JSON body; with ``per_item`` return per-order failures instead of raising.
+
+        ``charges`` lists ``(instrument, orders)`` for batch endpoints counted per order.
+        """
+        raw = json.dumps(body, separators=(",", ":"))
+        return self._send(
+            "POST", path, path, raw, signed=True, charges=charges or [(key, 1)], per_item=per_item
+        )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        request_path: str,
+        body: str,
+        *,
+        signed: bool,
+        charges: Sequence[tuple[str, int]],
+        per_item: bool = False,
+    ) -> list[Any]:
+        endpoint = f"{method} {path}"
+        for key, cost in charges:
+            self._limiter.acquire(endpoint, key, cost)
+        headers = self._sign(method, request_path, body) if signed else {}
+        try:
+            response = self._http.request(
+                method, request_path, content=body.encode() if body else None, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            raise StateUnknown(f"okx {endpoint}: timeout ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            detail = scrub(str(exc), self._credentials.values())
+            raise StateUnknown(f"okx {endpoint}: connection error: {detail}") from None
+        payload = _decode(response)
+        err = http_error(response.status_code, payload, where=endpoint)
+        if err is None and payload is not None:
+            code = str(payload.get("code", ""))
+            # With per_item the caller reads each sCode ("1"/"2" = some orders failed).
+            if not (per_item and code in ("1", "2") and isinstance(payload.get("data"), list)):
+                err = envelope_error(payload, where=endpoint)
+        if err is not None:
+            if isinstance(err, RateLimited):
+                for key, _ in charges:
+                    self._limiter.penalize(endpoint, key)
+            log.debug("okx.request_failed endpoint=%s code=%s", endpoint, err.code)
+            raise err
+        assert payload is not None
+        data = payload.get("data")
+        if not isinstance(data, list):
+            raise MalformedResponse(f"okx {endpoint}: envelope without a data list")
+        return data
+
+    def _sign(self, method: str, request_path: str, body: str) -> dict[str, str]:
+        api_key, secret, passphrase = self._credentials.values()
+        ts = rest_timestamp(self._now())
+        return {
+            "OK-ACCESS-KEY": api_key,
+            "OK-ACCESS-SIGN": rest_signature(secret, ts, method, request_path, body),
+            "OK-ACCESS-TIMESTAMP": ts,
+            "OK-ACCESS-PASSPHRASE": passphrase,
+        }
+
+
+def _decode(response: httpx.Response) -> Json | None:
+    """Return the JSON envelope, or ``None`` when the body is not one."""
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None

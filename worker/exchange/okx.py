@@ -1,0 +1,248 @@
+"""The OKX v5 adapter of the exchange port (spot, cash, limit orders over REST)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from okxv5.errors import MalformedResponse, item_error
+from okxv5.parse import (
+    Balance,
+    Candle,
+    parse_balance,
+    parse_candle,
+    parse_instrument,
+    parse_order,
+    parse_placement,
+    parse_server_time,
+    parse_ticker,
+)
+from okxv5.rest import Credentials, OkxRestClient, Params
+from worker.domain.errors import ExchangeError, InvalidInstrument
+from worker.domain.money import InstrumentRules, quantize_str
+from worker.exchange.port import OrderRequest, OrderSnapshot, Placement, Ticker
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 100
+BATCH_MAX = 20
+INSTRUMENTS_TTL_S = 600.0
+CLOCK_SKEW_WARN_MS = 5_000  # OKX refuses signatures beyond 30 s; warn long before
+
+
+class OkxExchange:
+    """Implement ``worker.exchange.port.Exchange`` for OKX spot."""
+
+    def __init__(self, rest: OkxRestClient, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rest = rest
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._instruments: dict[str, InstrumentRules] = {}
+        self._instruments_at: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OkxExchange:
+        """Build the adapter for ``OKX_REST_URL`` with the process-wide rate limiter."""
+        credentials = Credentials(
+            settings.OKX_API_KEY, settings.OKX_API_SECRET, settings.OKX_API_PASSPHRASE
+        )
+        return cls(OkxRestClient(settings.OKX_REST_URL, credentials, demo=settings.OKX_DEMO))
+
+    def close(self) -> None:
+        self._rest.close()
+
+    # Instruments -----------------------------------------------------------------------
+
+    def instrument(self, inst_id: str) -> InstrumentRules:
+        """Return the trading rules; raise ``InvalidInstrument`` if unknown or not live."""
+        rules = self._instrument_table().get(inst_id)
+        if rules is None:
+            # Perhaps listed since the last refresh: ask for this one instrument.
+            items = self._rest.get(
+                "/api/v5/public/instruments",
+                {"instType": "SPOT", "instId": inst_id},
+                signed=False,
+                key="SPOT",
+            )
+            if not items:
+                raise InvalidInstrument(f"okx: unknown instrument {inst_id}")
+            rules = parse_instrument(items[0])
+            with self._lock:
+                self._instruments[rules.inst_id] = rules
+        if not rules.live:
+            raise InvalidInstrument(f"okx: instrument {inst_id} is not live")
+        return rules
+
+    def list_instruments(self) -> list[InstrumentRules]:
+        """Return every live SPOT instrument."""
+        return [r for r in self._instrument_table().values() if r.live]
+
+    def _instrument_table(self) -> dict[str, InstrumentRules]:
+        now = self._clock()
+        with self._lock:
+            fresh = (
+                self._instruments_at is not None and now - self._instruments_at < INSTRUMENTS_TTL_S
+            )
+            if fresh:
+                return self._instruments
+        items = self._rest.get(
+            "/api/v5/public/instruments", {"instType": "SPOT"}, signed=False, key="SPOT"
+        )
+        table = {r.inst_id: r for r in map(parse_instrument, items)}
+        with self._lock:
+            self._instruments, self._instruments_at = table, now
+        return table
+
+    # Orders ------------------------------------------------------------------------------
+
+    def place_order(self, request: OrderRequest) -> Placement:
+        """Place a limit order; see the port's docstring for the error contract."""
+        data = self._rest.post("/api/v5/trade/order", _order_body(request), key=request.inst_id)
+        if not data:
+            raise MalformedResponse("okx POST /api/v5/trade/order: accepted without data")
+        placement = parse_placement(data[0])
+        log.info(
+            "okx.order_placed inst_id=%s cl_ord_id=%s ord_id=%s",
+            request.inst_id,
+            placement.cl_ord_id,
+            placement.ord_id,
+        )
+        return placement
+
+    def place_orders(self, batch: Sequence[OrderRequest]) -> list[Placement | ExchangeError]:
+        """Place up to 20 orders at once; return each one's placement or error, in order.
+
+        A per-order refusal is returned in its slot; a failure of the whole request (rate
+        limit, server error, no answer) is raised.
+        """
+        if not 0 < len(batch) <= BATCH_MAX:
+            raise ValueError(f"a batch holds 1 to {BATCH_MAX} orders, got {len(batch)}")
+        where = "POST /api/v5/trade/batch-orders"
+        counts = Counter(r.inst_id for r in batch)
+        data = self._rest.post(
+            "/api/v5/trade/batch-orders",
+            [_order_body(r) for r in batch],
+            charges=sorted(counts.items()),
+            per_item=True,
+        )
+        if len(data) != len(batch):
+            raise MalformedResponse(f"okx {where}: {len(data)} results for {len(batch)} orders")
+        return [item_error(item, where=where) or parse_placement(item) for item in data]
+
+    def cancel_order(
+        self, inst_id: str, *, ord_id: str | None = None, cl_ord_id: str | None = None
+    ) -> None:
+        """Request a cancel; confirm the outcome with ``get_order``."""
+        body = {"instId": inst_id, **_order_ids(ord_id, cl_ord_id)}
+        self._rest.post("/api/v5/trade/cancel-order", body, key=inst_id)
+        log.info(
+            "okx.cancel_requested inst_id=%s ord_id=%s cl_ord_id=%s", inst_id, ord_id, cl_ord_id
+        )
+
+    def get_order(
+        self, inst_id: str, *, ord_id: str | None = None, cl_ord_id: str | None = None
+    ) -> OrderSnapshot:
+        """Return the latest order with this id; raise ``OrderNotFound`` only on 51603."""
+        params = {"instId": inst_id, **_order_ids(ord_id, cl_ord_id)}
+        data = self._rest.get("/api/v5/trade/order", params, key=inst_id)
+        if not data:
+            # An empty success is not an explicit "does not exist".
+            raise MalformedResponse(f"okx GET /api/v5/trade/order: empty answer for {params}")
+        return parse_order(data[0])
+
+    def list_pending(self, inst_id: str | None = None) -> Iterator[OrderSnapshot]:
+        """Yield every live or partially filled SPOT order, newest first, 100 per page."""
+        params = {"instType": "SPOT", "instId": inst_id}
+        yield from self._paged("/api/v5/trade/orders-pending", params)
+
+    def list_history(
+        self,
+        inst_id: str | None = None,
+        *,
+        state: str | None = None,
+        begin_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> Iterator[OrderSnapshot]:
+        """Yield finished SPOT orders of the last 7 days (``state``: filled or canceled)."""
+        params: dict[str, str | int | None] = {
+            "instType": "SPOT",
+            "instId": inst_id,
+            "state": state,
+            "begin": begin_ms,
+            "end": end_ms,
+        }
+        yield from self._paged("/api/v5/trade/orders-history", params)
+
+    def _paged(self, path: str, params: Params) -> Iterator[OrderSnapshot]:
+        after: str | None = None
+        while True:
+            page = self._rest.get(path, {**params, "after": after, "limit": PAGE_LIMIT})
+            for item in page:
+                yield parse_order(item)
+            if len(page) < PAGE_LIMIT:
+                return
+            cursor = str(page[-1].get("ordId", ""))
+            if not cursor or cursor == after:
+                raise MalformedResponse(f"okx {path}: pagination cursor did not advance")
+            after = cursor
+
+    # Market and account --------------------------------------------------------------------
+
+    def ticker(self, inst_id: str) -> Ticker:
+        """Return the current best bid/ask and last price."""
+        data = self._rest.get("/api/v5/market/ticker", {"instId": inst_id}, signed=False)
+        if not data:
+            raise InvalidInstrument(f"okx: no ticker for {inst_id}")
+        return parse_ticker(data[0])
+
+    def candles(self, inst_id: str, bar: str = "1H", limit: int = 100) -> list[Candle]:
+        """Return recent candles, newest first (the first may be incomplete)."""
+        params: Params = {"instId": inst_id, "bar": bar, "limit": limit}
+        return [
+            parse_candle(r) for r in self._rest.get("/api/v5/market/candles", params, signed=False)
+        ]
+
+    def balance(self, ccys: Sequence[str] = ()) -> dict[str, Balance]:
+        """Return the trading account's balances by currency (only non-zero ones)."""
+        data = self._rest.get("/api/v5/account/balance", {"ccy": ",".join(ccys)})
+        return parse_balance(data[0]) if data else {}
+
+    def server_time(self) -> int:
+        """Return OKX's clock in epoch ms; warn when ours is more than 5 s off."""
+        sent = time.time()
+        data = self._rest.get("/api/v5/public/time", signed=False)
+        received = time.time()
+        if not data or not isinstance(data[0], dict):
+            raise MalformedResponse("okx GET /api/v5/public/time: empty answer")
+        server_ms = parse_server_time(data[0])
+        skew_ms = int((sent + received) * 500) - server_ms
+        if abs(skew_ms) > CLOCK_SKEW_WARN_MS:
+            log.warning("okx.clock_skew skew_ms=%d limit_ms=30000", skew_ms)
+        return server_ms
+
+
+def _order_body(request: OrderRequest) -> dict[str, Any]:
+    return {
+        "instId": request.inst_id,
+        "tdMode": "cash",
+        "clOrdId": request.cl_ord_id,
+        "side": request.side,
+        "ordType": "limit",
+        "px": quantize_str(request.px),
+        "sz": quantize_str(request.sz),
+        "tag": request.tag,
+    }
+
+
+def _order_ids(ord_id: str | None, cl_ord_id: str | None) -> dict[str, str]:
+    # OKX prefers ordId when both are given; send only one so the answer is unambiguous.
+    if ord_id:
+        return {"ordId": ord_id}
+    if cl_ord_id:
+        return {"clOrdId": cl_ord_id}
+    raise ValueError("give ord_id or cl_ord_id")
