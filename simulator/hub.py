@@ -22,7 +22,7 @@ class Close:
     reason: str
 
 
-@dataclass
+@dataclass(eq=False)
 class Connection:
     path: str  # "public" | "private" | "business"
     conn_id: str
