@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -79,7 +80,10 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> None:
     from worker.app import PROCESS_BUY_SIGNAL, PROCESS_SELL_SIGNAL, app
     from worker.signals import parse_buy, parse_sell
 
-    raw = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+    try:
+        raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+    except OSError as exc:
+        raise SystemExit(f"limitflow: cannot read {args.file}: {exc.strerror}") from None
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

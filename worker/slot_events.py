@@ -71,7 +71,7 @@ class SlotEvents:
         while True:
             try:
                 client = redis.Redis.from_url(self._url)
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                 pubsub.subscribe(CHANNEL)
                 for message in pubsub.listen():
                     data = message.get("data")

@@ -8,7 +8,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 def to_decimal(value: object, field: str = "value") -> Decimal:
     """Parse a decimal from a string or int (never a float: floats are not exact)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError(f"{field} must be a decimal string, not {type(value).__name__}")
     if isinstance(value, Decimal):
         d = value

@@ -7,6 +7,7 @@ more is done), then sell what remains at the best bid.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -100,10 +101,9 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
             order.cancel_requested_at = rt.now()
         to_cancel = [(o.id, o.inst_id, o.ord_id, o.cl_ord_id) for o in resting]
     for order_id, inst_id, ord_id, cl_ord_id in to_cancel:
-        try:
+        # Already filled or canceled: the lookup below tells which.
+        with contextlib.suppress(CancelRejected, OrderNotFound):
             rt.exchange.cancel_order(inst_id, ord_id=ord_id, cl_ord_id=cl_ord_id)
-        except (CancelRejected, OrderNotFound):
-            pass  # already filled or canceled: the lookup below tells which
         state = lookup(rt, order_id, declare_missing_after=rt.settings.PENDING_TIMEOUT_SECONDS)
         if state in ("live", "partially_filled", "pending_submit", "missing", "unknown"):
             raise SellNotDone(f"order {cl_ord_id} is still {state} after a cancel request")

@@ -85,7 +85,7 @@ def test_a_partly_filled_take_profit_leaves_only_the_rest_to_exit(engine: Engine
     engine.pump()
     engine.venue.set_price("BTC-USDT", Decimal("56000"))
     process_sell(engine.rt, sell_message())
-    exit_order = [o for o in rows(engine, Order) if o.purpose == "exit"][0]
+    exit_order = next(o for o in rows(engine, Order) if o.purpose == "exit")
     assert exit_order.sz == Decimal("0.00006649")
 
 
