@@ -42,7 +42,7 @@ class Simulator:
         if config.replay is not None:
             self.events = load_replay(config.replay)
             prices = first_prices(self.events)
-            start_ms = self.events[0].ts
+            start_ms = self.events[0].ts - 1  # nothing is due until the clock moves
             names = sorted({e.inst_id for e in self.events})
         else:
             names = list(config.instruments)

@@ -66,3 +66,63 @@ def limit_order(inst_id: str = "BTC-USDT", **fields: str) -> dict[str, str]:
     order.update({"px": "100", "sz": "0.001"})
     order.update(fields)
     return order
+
+
+class WsClient:
+    """A websocket-client connection with helpers to wait for a matching JSON message."""
+
+    def __init__(self, url: str, timeout: float = 5.0):
+        import websocket
+
+        self.ws = websocket.create_connection(url, timeout=timeout)
+
+    def send(self, payload: Any) -> None:
+        self.ws.send(payload if isinstance(payload, str) else json.dumps(payload))
+
+    def recv_text(self, timeout: float = 5.0) -> str:
+        self.ws.settimeout(timeout)
+        text = self.ws.recv()
+        return text if isinstance(text, str) else text.decode()
+
+    def wait_for(self, predicate: Any, timeout: float = 5.0) -> dict[str, Any]:
+        """The first JSON message for which ``predicate(msg)`` is true (others are skipped)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no matching websocket message")
+            text = self.recv_text(left)
+            if text == "pong":
+                continue
+            msg: dict[str, Any] = json.loads(text)
+            if predicate(msg):
+                return msg
+
+    def close_code(self, timeout: float = 5.0) -> int:
+        """Read until the server's close frame; return its status code."""
+        import websocket
+
+        self.ws.settimeout(timeout)
+        while True:
+            opcode, data = self.ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return int.from_bytes(data[:2], "big")
+
+    def close(self) -> None:
+        try:
+            self.ws.close(timeout=1)
+        finally:
+            self.ws.shutdown()  # frees the socket even when the server already cut it
+
+
+def login_args(ts: str | None = None, passphrase: str = SIM_API_PASSPHRASE) -> dict[str, Any]:
+    import time
+
+    from okxv5.signing import ws_login_signature
+
+    stamp = ts or str(int(time.time()))
+    arg = {"apiKey": SIM_API_KEY, "passphrase": passphrase, "timestamp": stamp}
+    arg["sign"] = ws_login_signature(SIM_API_SECRET, stamp)
+    return {"op": "login", "args": [arg]}

@@ -156,9 +156,10 @@ def test_replay_is_deterministic_and_uses_recorded_time(tmp_path: Path) -> None:
 def test_replay_at_real_speed_waits_for_the_clock(tmp_path: Path) -> None:
     sim = Simulator(SimConfig.from_options(replay=write_replay(tmp_path / "r.jsonl"), paused=True))
     sim.catch_up(budget=100)
-    assert sim.markets["BTC-USDT"].last == Decimal("30000.5")
-    sim.advance(1.0)  # four more ticks (250 ms apart)
-    assert sim.markets["BTC-USDT"].last == Decimal("30004.5")
+    assert sim.status()["replayed"] == 0  # nothing is due before the clock moves
+    assert sim.markets["BTC-USDT"].last == Decimal("30000.5")  # the first recorded price
+    sim.advance(1.0)  # ticks at +0, +250, +500, +750 ms
+    assert sim.markets["BTC-USDT"].last == Decimal("30003.5")
 
 
 def test_bad_replay_file_is_a_clear_error(tmp_path: Path) -> None:
