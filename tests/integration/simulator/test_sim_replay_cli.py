@@ -33,7 +33,8 @@ def write_recording(path: Path) -> Path:
             ticker = {"instType": "SPOT", "instId": inst, "last": f"{100 + i}.5", "lastSz": "1",
                       "askPx": f"{100 + i}.6", "askSz": "5", "bidPx": f"{100 + i}.4", "bidSz": "5",
                       "open24h": "90", "high24h": "140", "low24h": "80", "volCcy24h": "5000000",
-                      "vol24h": "50000", "ts": str(ts), "sodUtc0": "95", "sodUtc8": "96"}  # fmt: skip
+                      "vol24h": "50000", "ts": str(ts), "sodUtc0": "95",
+                      "sodUtc8": "96"}  # fmt: skip
             msg = {"arg": {"channel": "tickers", "instId": inst}, "data": [ticker]}
         lines.append(json.dumps({"recv_ms": ts + 5, "msg": msg}) if i % 4 == 0 else json.dumps(msg))
     path.write_text("\n".join(lines) + "\n")
