@@ -22,8 +22,9 @@ from okxv5.errors import MalformedResponse, envelope_error, http_error, scrub
 from okxv5.ratelimit import RateLimiter, shared_limiter
 from okxv5.signing import rest_signature, rest_timestamp
 from worker.domain.errors import RateLimited, StateUnknown
+from worker.logs import log_event
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("limitflow.okx.rest")
 
 Json = dict[str, Any]
 Params = Mapping[str, str | int | None]
@@ -152,7 +153,7 @@ class OkxRestClient:
             if isinstance(err, RateLimited):
                 for key, _ in charges:
                     self._limiter.penalize(endpoint, key)
-            log.debug("okx.request_failed endpoint=%s code=%s", endpoint, err.code)
+            log_event(log, "okx.request_failed", logging.DEBUG, endpoint=endpoint, code=err.code)
             raise err
         assert payload is not None
         data = payload.get("data")

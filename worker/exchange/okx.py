@@ -25,9 +25,10 @@ from okxv5.rest import Credentials, OkxRestClient, Params
 from worker.domain.errors import ExchangeError, InvalidInstrument
 from worker.domain.money import InstrumentRules, quantize_str
 from worker.exchange.port import OrderRequest, OrderSnapshot, Placement, Ticker
+from worker.logs import log_event
 from worker.settings import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("limitflow.okx")
 
 PAGE_LIMIT = 100
 BATCH_MAX = 20
@@ -106,11 +107,12 @@ class OkxExchange:
         if not data:
             raise MalformedResponse("okx POST /api/v5/trade/order: accepted without data")
         placement = parse_placement(data[0])
-        log.info(
-            "okx.order_placed inst_id=%s cl_ord_id=%s ord_id=%s",
-            request.inst_id,
-            placement.cl_ord_id,
-            placement.ord_id,
+        log_event(
+            log,
+            "okx.order_placed",
+            inst_id=request.inst_id,
+            cl_ord_id=placement.cl_ord_id,
+            ord_id=placement.ord_id,
         )
         return placement
 
@@ -140,9 +142,7 @@ class OkxExchange:
         """Request a cancel; confirm the outcome with ``get_order``."""
         body = {"instId": inst_id, **_order_ids(ord_id, cl_ord_id)}
         self._rest.post("/api/v5/trade/cancel-order", body, key=inst_id)
-        log.info(
-            "okx.cancel_requested inst_id=%s ord_id=%s cl_ord_id=%s", inst_id, ord_id, cl_ord_id
-        )
+        log_event(log, "okx.cancel_requested", inst_id=inst_id, ord_id=ord_id, cl_ord_id=cl_ord_id)
 
     def get_order(
         self, inst_id: str, *, ord_id: str | None = None, cl_ord_id: str | None = None
@@ -222,7 +222,7 @@ class OkxExchange:
         server_ms = parse_server_time(data[0])
         skew_ms = int((sent + received) * 500) - server_ms
         if abs(skew_ms) > CLOCK_SKEW_WARN_MS:
-            log.warning("okx.clock_skew skew_ms=%d limit_ms=30000", skew_ms)
+            log_event(log, "okx.clock_skew", logging.WARNING, skew_ms=skew_ms, limit_ms=30_000)
         return server_ms
 
 

@@ -1,0 +1,309 @@
+"""The private ``orders`` channel: every order push becomes an ``apply_order_update`` task.
+
+One connection per account: log in, subscribe to SPOT orders, forward each pushed order as
+an ``OrderSnapshot`` message. Fills are forwarded once per ``tradeId`` (a bounded LRU set
+remembers the recent ones). OKX drops idle connections after 30 s, so after ``ping_after``
+seconds of silence we send the text ``ping`` and reconnect when no ``pong`` follows. Any close
+or error reconnects after an exponential backoff with jitter; notice 64008 (service upgrade)
+reconnects at once. Pushes sent while we were away are lost, so every reconnect asks the
+workers for ``sync_active_orders``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import websocket
+
+from okxv5.errors import MalformedResponse, error_for_code
+from okxv5.parse import parse_order
+from okxv5.rest import Credentials
+from okxv5.signing import ws_login_signature
+from worker.app import APPLY_ORDER_UPDATE, SYNC_ACTIVE_ORDERS
+from worker.domain.errors import LimitflowError
+from worker.exchange.port import snapshot_to_message
+from worker.logs import log_event
+
+log = logging.getLogger("limitflow.orders_stream")
+
+Publish = Callable[[str, list[object]], None]
+Connect = Callable[..., Any]
+ORDERS_ARG = {"channel": "orders", "instType": "SPOT"}
+UPGRADE_NOTICE = "64008"
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Keepalive and reconnect timing (tests shorten these)."""
+
+    ping_after: float = 20.0
+    pong_timeout: float = 10.0
+    poll: float = 0.5
+    connect_timeout: float = 10.0
+    reply_timeout: float = 10.0
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+
+
+class StreamError(LimitflowError):
+    """The connection cannot be used any more: reconnect."""
+
+
+class PublishFailed(StreamError):
+    """The broker refused a message: reconnect, and resynchronize once it is back."""
+
+
+class SeenTrades:
+    """A bounded set of recent ``(inst_id, trade_id)`` pairs, oldest forgotten first."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._keys: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: tuple[str, str]) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+
+
+def backoff(attempt: int, timing: Timing, rng: Callable[[], float]) -> float:
+    """Half to all of ``base * 2**attempt`` seconds, capped at ``backoff_max``."""
+    cap = min(timing.backoff_max, timing.backoff_base * 2.0 ** min(attempt, 30))
+    return cap * (0.5 + rng() / 2)
+
+
+class OrdersStream:
+    """Consume the ``orders`` channel until ``stop()``; run it in the foreground or a thread."""
+
+    def __init__(
+        self,
+        url: str,
+        credentials: Credentials,
+        publish: Publish,
+        *,
+        timing: Timing = Timing(),
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+        connect: Connect = websocket.create_connection,
+        seen_size: int = 50_000,
+    ) -> None:
+        self.url = url
+        self._credentials = credentials
+        self._publish = publish
+        self._timing = timing
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._rng = rng
+        self._connect = connect
+        self._seen = SeenTrades(seen_size)
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+        self.connections = 0
+
+    def __repr__(self) -> str:
+        return f"OrdersStream(url={self.url!r})"
+
+    def stop(self) -> None:
+        """Ask the loop to finish; it returns within ``timing.poll`` seconds."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Connect, consume and reconnect until ``stop()``."""
+        attempt = 0
+        while not self._stop.is_set():
+            resync = self.connections > 0
+            self.connections += 1
+            reason, healthy = self._session(resync)
+            if self._stop.is_set():
+                break
+            attempt = 0 if healthy else attempt + 1
+            delay = 0.0 if reason == "notice" else backoff(attempt, self._timing, self._rng)
+            log_event(log, "orders_stream.reconnecting", reason=reason, delay_s=round(delay, 3))
+            self._stop.wait(delay)
+        log_event(log, "orders_stream.stopped", connections=self.connections)
+
+    # One connection ------------------------------------------------------------------------
+
+    def _session(self, resync: bool) -> tuple[str, bool]:
+        """Run one connection; return why it ended and whether it got subscribed."""
+        try:
+            ws = self._connect(self.url, timeout=self._timing.connect_timeout)
+        except (OSError, websocket.WebSocketException) as exc:
+            log_event(log, "orders_stream.connect_failed", logging.WARNING, error=repr(exc))
+            return "connect_failed", False
+        subscribed = False
+        try:
+            ws.settimeout(self._timing.poll)
+            self._login(ws)
+            self._subscribe(ws)
+            subscribed = True
+            if resync:
+                # Pushes sent while we were away are lost: let reconciliation catch up.
+                self._send_task(SYNC_ACTIVE_ORDERS, [])
+                log_event(log, "orders_stream.resync_requested")
+            if not self.ready.is_set():
+                log_event(log, "orders_stream.ready", url=self.url, channel="orders")
+                self.ready.set()
+            return self._listen(ws), True
+        except (OSError, websocket.WebSocketException) as exc:
+            log_event(log, "orders_stream.disconnected", logging.WARNING, error=repr(exc))
+            return "disconnected", subscribed
+        except LimitflowError as exc:
+            log_event(log, "orders_stream.failed", logging.WARNING, error=str(exc))
+            return type(exc).__name__, subscribed
+        finally:
+            ws.close()
+
+    def _login(self, ws: Any) -> None:
+        api_key, secret, passphrase = self._credentials.values()
+        ts = str(int(self._wall_clock()))
+        args = {
+            "apiKey": api_key,
+            "passphrase": passphrase,
+            "timestamp": ts,
+            "sign": ws_login_signature(secret, ts),
+        }
+        ws.send(json.dumps({"op": "login", "args": [args]}))
+        self._await_event(ws, "login")
+
+    def _subscribe(self, ws: Any) -> None:
+        ws.send(json.dumps({"op": "subscribe", "args": [ORDERS_ARG]}))
+        self._await_event(ws, "subscribe")
+
+    def _await_event(self, ws: Any, event: str) -> None:
+        deadline = self._clock() + self._timing.reply_timeout
+        while self._clock() < deadline and not self._stop.is_set():
+            msg = self._recv_json(ws)
+            if msg is None:
+                continue
+            got = msg.get("event")
+            if got == event:
+                code = str(msg.get("code", "0"))
+                if code != "0":
+                    raise error_for_code(code, str(msg.get("msg", "")), where=f"ws {event}")
+                return
+            if got == "error":
+                code = str(msg.get("code", ""))
+                raise error_for_code(code, str(msg.get("msg", "")), where=f"ws {event}")
+        raise StreamError(f"no {event} reply within {self._timing.reply_timeout}s")
+
+    def _recv_json(self, ws: Any) -> dict[str, Any] | None:
+        """Return the next JSON message, ``None`` after a poll timeout or a non-JSON frame."""
+        try:
+            raw = ws.recv()
+        except websocket.WebSocketTimeoutException:
+            return None
+        if raw in ("", b""):
+            raise StreamError("closed by the server")
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            return None
+        return msg if isinstance(msg, dict) else None
+
+    def _listen(self, ws: Any) -> str:
+        last_rx = self._clock()
+        ping_sent: float | None = None
+        while not self._stop.is_set():
+            try:
+                raw = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                now = self._clock()
+                if ping_sent is not None:
+                    if now - ping_sent >= self._timing.pong_timeout:
+                        log_event(log, "orders_stream.pong_missing", logging.WARNING)
+                        return "no_pong"
+                elif now - last_rx >= self._timing.ping_after:
+                    ws.send("ping")
+                    ping_sent = now
+                continue
+            if raw in ("", b""):
+                return "closed"
+            last_rx, ping_sent = self._clock(), None  # any frame proves the link is alive
+            if raw in ("pong", b"pong"):
+                continue
+            reason = self._on_message(raw)
+            if reason is not None:
+                return reason
+        return "stopped"
+
+    def _on_message(self, raw: str | bytes) -> str | None:
+        """Handle one frame; return a reason to reconnect, else ``None``."""
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            log_event(log, "orders_stream.bad_frame", logging.WARNING, size=len(raw))
+            return None
+        if not isinstance(msg, dict):
+            return None
+        event = msg.get("event")
+        if event == "notice" and str(msg.get("code")) == UPGRADE_NOTICE:
+            log_event(log, "orders_stream.upgrade_notice", code=UPGRADE_NOTICE)
+            return "notice"
+        if event in ("error", "channel-conn-count-error"):
+            log_event(
+                log,
+                "orders_stream.server_error",
+                logging.ERROR,
+                kind=event,
+                code=msg.get("code"),
+                msg=msg.get("msg"),
+            )
+            return "server_error"
+        arg = msg.get("arg")
+        data = msg.get("data")
+        if isinstance(arg, dict) and arg.get("channel") == "orders" and isinstance(data, list):
+            for item in data:
+                if isinstance(item, dict):
+                    self._on_order(item)
+        return None
+
+    def _on_order(self, item: dict[str, Any]) -> None:
+        try:
+            snap = parse_order(item)
+        except MalformedResponse as exc:
+            log_event(
+                log,
+                "orders_stream.bad_order",
+                logging.ERROR,
+                ord_id=item.get("ordId"),
+                error=str(exc),
+            )
+            return
+        key = (snap.inst_id, snap.fill.trade_id) if snap.fill is not None else None
+        if key is not None and key in self._seen:
+            log_event(log, "orders_stream.duplicate_fill", logging.DEBUG, trade_id=key[1])
+            return
+        self._send_task(APPLY_ORDER_UPDATE, [snapshot_to_message(snap)])
+        if key is not None:
+            self._seen.add(key)  # only once the broker has it: a failed send is not seen
+        log_event(
+            log,
+            "orders_stream.order_update",
+            logging.DEBUG,
+            inst_id=snap.inst_id,
+            ord_id=snap.ord_id,
+            state=snap.state.value,
+        )
+
+    def _send_task(self, name: str, args: list[object]) -> None:
+        try:
+            self._publish(name, args)
+        except Exception as exc:  # the broker client's errors have no common base we can name
+            raise PublishFailed(f"cannot enqueue {name}: {type(exc).__name__}: {exc}") from exc

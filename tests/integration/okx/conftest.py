@@ -1,0 +1,27 @@
+"""Fixtures: a scripted local OKX server and an ``OkxExchange`` pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from okx_testserver import CREDENTIALS, FakeOkx
+
+from okxv5.ratelimit import RateLimiter
+from okxv5.rest import OkxRestClient
+from worker.exchange.okx import OkxExchange
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOkx]:
+    server = FakeOkx().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def exchange(fake: FakeOkx) -> Iterator[OkxExchange]:
+    rest = OkxRestClient(fake.rest_url, CREDENTIALS, timeout=0.5, limiter=RateLimiter())
+    ex = OkxExchange(rest)
+    yield ex
+    ex.close()

@@ -1,0 +1,48 @@
+"""``python -m worker.orders_stream``: forward the private OKX ``orders`` channel to the workers.
+
+Run one per account. Configuration comes from the environment (see ``worker.settings``):
+``OKX_WS_PRIVATE_URL``, ``OKX_API_KEY``, ``OKX_API_SECRET``, ``OKX_API_PASSPHRASE``,
+``CELERY_BROKER_URL``, ``LOG_FORMAT``, ``LOG_LEVEL``.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+from okxv5.private_stream import OrdersStream
+from okxv5.rest import Credentials
+from worker.logs import configure_logging
+from worker.settings import Settings, get_settings
+
+
+def build_stream(settings: Settings) -> OrdersStream:
+    """Wire the stream to the Celery app of this process."""
+    from worker.app import app
+
+    def publish(name: str, args: list[object]) -> None:
+        app.send_task(name, args=args)
+
+    credentials = Credentials(
+        settings.OKX_API_KEY, settings.OKX_API_SECRET, settings.OKX_API_PASSPHRASE
+    )
+    return OrdersStream(settings.OKX_WS_PRIVATE_URL, credentials, publish)
+
+
+def main() -> int:
+    """Run until SIGINT or SIGTERM."""
+    settings = get_settings()
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    stream = build_stream(settings)
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stream.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stream.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
