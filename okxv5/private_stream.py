@@ -168,7 +168,7 @@ class OrdersStream:
             log_event(log, "orders_stream.failed", logging.WARNING, error=str(exc))
             return type(exc).__name__, subscribed
         finally:
-            ws.close()
+            _close(ws)
 
     def _login(self, ws: Any) -> None:
         api_key, secret, passphrase = self._credentials.values()
@@ -307,3 +307,14 @@ class OrdersStream:
             self._publish(name, args)
         except Exception as exc:  # the broker client's errors have no common base we can name
             raise PublishFailed(f"cannot enqueue {name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _close(ws: Any) -> None:
+    """Close politely if the link still works, and always release the socket."""
+    try:
+        ws.close(timeout=0.5)
+    except (OSError, websocket.WebSocketException):
+        pass  # the peer is gone already; shutdown() below frees the socket
+    finally:
+        # websocket-client's close() is a no-op once it saw the peer's close frame.
+        ws.shutdown()
