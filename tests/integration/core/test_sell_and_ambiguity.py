@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from tests.builders import buy_message, sell_message
@@ -127,7 +128,12 @@ def test_fills_are_counted_once_per_trade_id(engine: Engine) -> None:
     assert len(rows(engine, Lot)) == 1
 
 
-def test_accept_then_timeout_gives_one_order_not_two(engine: Engine) -> None:
+@pytest.mark.parametrize("fills_at_once", [False, True], ids=["rests", "fills-at-once"])
+def test_accept_then_timeout_gives_one_order_not_two(engine: Engine, fills_at_once: bool) -> None:
+    if fills_at_once:
+        # Once the first order is filled OKX accepts the same clOrdId again: a resend would
+        # buy twice. Only a lookup is safe.
+        engine.venue.set_price("BTC-USDT", Decimal("59000"))
     engine.venue.inject("place_order", "accept_then_timeout")
     msg = buy_message()
     result = process_buy(engine.rt, msg)
@@ -138,8 +144,9 @@ def test_accept_then_timeout_gives_one_order_not_two(engine: Engine) -> None:
     # A redelivered copy of the same task must look up, not place again.
     engine.rt.cache.clear()
     assert process_buy(engine.rt, msg).outcome == "duplicate"
-    assert lookup(engine.rt, order.id) == "live"
+    assert lookup(engine.rt, order.id) == ("filled" if fills_at_once else "live")
     assert engine.venue.placements_for(order.cl_ord_id) == 1
+    assert len([o for o in engine.venue.orders() if o.side == "buy"]) == 1
 
 
 def test_a_placement_that_never_landed_is_failed_after_the_timeout(engine: Engine) -> None:
