@@ -37,12 +37,30 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     parser.add_argument("--start-usdt", default="10000", help="starting USDT balance")
     parser.add_argument("--fee-rate", default="0.001")
     parser.add_argument("--idle-timeout", type=float, default=30.0, help="websocket idle close (s)")
+    parser.add_argument(
+        "--liquidity-usdt", default="5000", help="quote amount offered per side at each price step"
+    )
+    parser.add_argument(
+        "--history-retention", type=float, default=7200.0,
+        help="simulated seconds a canceled, never-filled order stays in history",
+    )  # fmt: skip
+    parser.add_argument("--step-seconds", type=float, default=1.0, help="generator step")
+    parser.add_argument("--warmup-hours", type=int, default=24, help="generated past at start")
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the simulator listens on loopback only (127.0.0.1)")
     if args.speed < 0:
         parser.error("--speed must be >= 0")
-    return SimConfig.from_options(
+    if args.step_seconds <= 0 or args.warmup_hours < 0 or args.idle_timeout <= 0:
+        parser.error("--step-seconds and --idle-timeout must be > 0, --warmup-hours >= 0")
+    try:
+        return _config(args)
+    except (ArithmeticError, ValueError) as exc:
+        parser.error(f"bad option value: {exc}")
+
+
+def _config(args: argparse.Namespace) -> SimConfig:
+    config = SimConfig.from_options(
         host=args.host,
         port=args.port,
         seed=args.seed,
@@ -56,7 +74,15 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         start_usdt=args.start_usdt,
         fee_rate=args.fee_rate,
         ws_idle_timeout=args.idle_timeout,
+        step_liquidity_usdt=args.liquidity_usdt,
+        history_retention_seconds=args.history_retention,
+        step_seconds=args.step_seconds,
+        warmup_hours=args.warmup_hours,
     )
+    for number in (config.start_usdt, config.fee_rate, config.step_liquidity_usdt):
+        if not number.is_finite() or number < 0:
+            raise ValueError(f"{number} is not a non-negative number")
+    return config
 
 
 async def serve(config: SimConfig) -> None:
@@ -76,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     try:
         asyncio.run(serve(config))
-    except ReplayError as exc:
+    except (ReplayError, ValueError) as exc:
         print(f"simulator: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -63,7 +63,10 @@ class SimConfig:
                 raise TypeError(f"unknown simulator option {name!r}")
             current = getattr(config, name)
             if isinstance(current, Decimal) and not isinstance(value, Decimal):
-                value = Decimal(str(value))
+                try:
+                    value = Decimal(str(value))
+                except ArithmeticError:
+                    raise ValueError(f"{name} must be a number, got {value!r}") from None
             elif name == "replay" and value is not None:
                 value = Path(str(value))
             elif name == "instruments" and isinstance(value, str):

@@ -22,6 +22,7 @@ from simulator.instruments import Instrument
 from simulator.orders import Fill, Order
 from simulator.validation import OrderError, validate_order
 
+WEEK_MS = 7 * 24 * 3600 * 1000
 _CANCEL_FAILED = (
     "Order cancellation failed as the order has been filled, canceled or does not exist."
 )
@@ -74,6 +75,7 @@ class Engine:
         self._pending: dict[str, dict[str, Order]] = {i: {} for i in instruments}
         self._by_cl: dict[str, list[str]] = {}
         self._liquidity: dict[str, list[Decimal]] = {}
+        self._next_purge = 0
 
     # Orders in -------------------------------------------------------------------------
 
@@ -212,17 +214,28 @@ class Engine:
         return True
 
     def purge(self) -> None:
-        """Drop canceled orders that never filled once the retention has passed."""
-        limit = self.clock() - self.history_retention_ms
+        """Drop canceled orders that never filled once the retention has passed, and every
+        finished order after a week (OKX's history window). Runs at most once per simulated
+        second, so lookups stay cheap with many orders."""
+        now = self.clock()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + 1000
+        limit, week = now - self.history_retention_ms, now - WEEK_MS
         stale = [
             o
             for o in self.orders.values()
-            if o.state == "canceled" and o.acc_fill_sz == 0 and o.u_time < limit
+            if not o.is_pending
+            and (
+                o.u_time < week
+                or (o.state == "canceled" and o.acc_fill_sz == 0 and o.u_time < limit)
+            )
         ]
         for order in stale:
             self._drop(order)
 
     def reset(self) -> None:
+        self._next_purge = 0
         self.orders.clear()
         self.placements.clear()
         self._by_cl.clear()

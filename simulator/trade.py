@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from simulator.matching import Engine
+from simulator.matching import WEEK_MS, Engine
 from simulator.orders import Order
 
-WEEK_MS = 7 * 24 * 3600 * 1000
 BATCH_MAX = 20
 
 
