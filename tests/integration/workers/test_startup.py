@@ -1,0 +1,123 @@
+"""Starting the processes as a user would: clear refusals, beat, the embedded default."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests import builders
+from tests.integration.core.conftest import make_venue
+from tests.integration.workers.conftest import Cluster
+from tests.processes import ROOT, WorkerPool, wait_for
+from worker.app import PROCESS_BUY_SIGNAL, make_app
+from worker.exchange.memory import serve_memory_exchange
+from worker.ledger.db import Ledger
+from worker.ledger.models import Order, Signal
+
+pytestmark = pytest.mark.integration
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_worker_refuses_an_unmigrated_database_and_says_what_to_run(tmp_path: Path) -> None:
+    env = {"LIMITFLOW_HOME": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/empty.db"}
+    done = run(["celery", "-A", "worker", "worker", "-l", "WARNING"], env, ROOT)
+    assert done.returncode != 0
+    assert "run `python -m worker migrate`" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"MEMORY_SYNC_INTERVAL_SECONDS": "-1"}, "MEMORY_SYNC_INTERVAL_SECONDS"),
+        ({"DATABASE_URL": "postgres-ish nonsense"}, "DATABASE_URL"),
+        ({"STRATEGY_CONFIG": "/nonexistent.toml"}, "STRATEGY_CONFIG"),
+    ],
+)
+def test_bad_configuration_stops_with_one_sentence(
+    tmp_path: Path, env: dict[str, str], words: str
+) -> None:
+    for args in (["worker", "status"], ["celery", "-A", "worker", "worker"]):
+        done = run(args, {"LIMITFLOW_HOME": str(tmp_path), **env}, ROOT)
+        assert done.returncode != 0
+        line = next(x for x in done.stderr.splitlines() if x.startswith("limitflow:"))
+        assert words in line and "Traceback" not in done.stderr
+
+
+def test_beat_runs_both_reconcile_tasks_on_its_interval(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.env["MEMORY_SYNC_INTERVAL_SECONDS"] = "1"
+    [worker] = cluster.pool.start(1)
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "beat", "-l", "WARNING",
+         "-s", str(tmp_path / "beat-schedule")],
+        cwd=ROOT,
+        env={**os.environ, **cluster.env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: (
+                worker.text().count("task=sync_active_orders") >= 4
+                and worker.text().count("task=purge_pending") >= 4
+            ),
+            60,
+            "beat-driven reconcile runs",
+            w=worker,
+        )
+    finally:
+        beat.kill()
+        beat.wait()
+
+
+def test_the_embedded_default_runs_without_any_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite and the file-system broker: a worker process buys from an enqueued signal."""
+    venue = make_venue()
+    server = serve_memory_exchange(venue)
+    env = {
+        "LIMITFLOW_HOME": str(tmp_path),
+        "LIMITFLOW_EXCHANGE": server.url,
+        "MEMORY_SYNC_INTERVAL_SECONDS": "0",
+        "LOG_LEVEL": "INFO",
+    }
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        monkeypatch.delenv(key, raising=False)
+    settings = builders.make_settings(**env)
+    assert settings.database_url.startswith("sqlite") and settings.broker_url == "filesystem://"
+    assert run(["worker", "migrate"], env, tmp_path).returncode == 0
+    pool = WorkerPool(env, tmp_path)
+    try:
+        pool.start(1, concurrency=2)
+        msg = builders.buy_message()
+        make_app(settings).send_task(PROCESS_BUY_SIGNAL, args=[msg])
+        ledger = Ledger.from_url(settings.database_url)
+
+        def placed() -> bool:
+            with ledger.begin() as s:
+                return s.scalar(select(Order.state)) == "live"
+
+        wait_for(placed, 60, "the order placed through the file-system broker")
+        with ledger.begin() as s:
+            assert s.get(Signal, msg["signal_id"]) is not None
+        assert len(venue.orders()) == 1
+        ledger.engine.dispose()
+    finally:
+        pool.kill_all()
+        server.stop()
