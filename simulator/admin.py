@@ -6,6 +6,7 @@ every order the simulator has seen. ``simulator.control.SimControl`` is its clie
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -66,7 +67,10 @@ class AdminApi:
             if not isinstance(body, dict):
                 return _json({"error": "body must be a JSON object"}, 400)
             try:
-                return _json(action(body))
+                result = action(body)
+                if inspect.isawaitable(result):
+                    result = await result
+                return _json(result)
             except (ControlError, ValueError) as exc:
                 return _json({"error": str(exc)}, 400)
 
@@ -152,7 +156,7 @@ class AdminApi:
         self.sim.faults.clear()
         return {"ok": True}
 
-    def clock(self, body: dict[str, Any]) -> Any:
+    async def clock(self, body: dict[str, Any]) -> Any:
         clock = self.sim.clock
         if body.get("speed") is not None:
             speed = float(body["speed"])
@@ -171,7 +175,7 @@ class AdminApi:
         if seconds < 0:
             raise ControlError("advance_seconds must be >= 0")
         if seconds:
-            self.sim.advance(seconds)
+            await self.sim.advance_async(seconds)
         return {"ok": True, "now": str(clock.now_ms()), "paused": clock.paused}
 
     def status(self, body: dict[str, Any]) -> Any:

@@ -149,6 +149,13 @@ class Simulator:
         while self.catch_up(budget=10_000):
             pass
 
+    async def advance_async(self, seconds: float) -> None:
+        """Like ``advance``, but let websocket writers drain between small batches of steps,
+        so that subscribers see every step of a long jump without overflowing."""
+        self.clock.advance(seconds * 1000)
+        while self.catch_up(budget=20):
+            await asyncio.sleep(0)
+
     # Applying a step -------------------------------------------------------------------
 
     def _apply_tick(self, tick: Tick, ts: int, publish: bool) -> None:

@@ -197,3 +197,15 @@ def test_tickers_at_most_every_100_ms(fast_sim: SimulatorHandle) -> None:
         assert all(b - a >= 100 for a, b in itertools.pairwise(stamps))
     finally:
         client.close()
+
+
+def test_advancing_the_clock_pushes_every_step(public: WsClient, ctl: SimControl) -> None:
+    public.send({"op": "subscribe", "args": [{"channel": "tickers", "instId": "DOGE-USDT"}]})
+    public.wait_for(event("subscribe"))
+    start = int(ctl.status()["now"])
+    end = int(ctl.advance(600)["now"])
+    stamps: list[int] = []
+    while not stamps or stamps[-1] < end - 1000:
+        stamps.append(int(public.wait_for(lambda m: "data" in m)["data"][0]["ts"]))
+    assert len(stamps) >= 599
+    assert stamps == sorted(stamps) and stamps[0] > start - 1000
