@@ -88,7 +88,11 @@ def backoff(attempt: int, timing: Timing, rng: Callable[[], float]) -> float:
 
 
 class OrdersStream:
-    """Consume the ``orders`` channel until ``stop()``; run it in the foreground or a thread."""
+    """Consume the ``orders`` channel until ``stop()``; run it in the foreground or a thread.
+
+    ``publish(task_name, args)`` enqueues a task (``app.send_task`` in production); ``clock``
+    times keepalives, ``wall_clock`` stamps the login, ``rng`` jitters the backoff.
+    """
 
     def __init__(
         self,
