@@ -51,8 +51,7 @@ class Simulator:
         }
         self.clock = SimClock(start_ms, config.speed, config.paused)
         self.markets = {n: InstrumentMarket(i) for n, i in self.instruments.items()}
-        quotes = {i.quote_ccy for i in self.instruments.values()}
-        self.accounts = Accounts({q: config.start_usdt for q in quotes | {"USDT"}})
+        self.accounts = Accounts({"USDT": config.start_usdt})  # and nothing of any base
         self.engine = Engine(
             self.instruments,
             self.accounts,
