@@ -15,7 +15,7 @@ _UTC8 = 8 * HOUR
 _MONDAY_OFFSET = 4 * DAY  # the epoch was a Thursday
 
 _FIXED: dict[str, int] = {
-    "1s": 1000, "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE,
+    "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE,
     "30m": 30 * MINUTE, "1H": HOUR, "2H": 2 * HOUR, "4H": 4 * HOUR, "6H": 6 * HOUR,
     "12H": 12 * HOUR, "1D": DAY, "2D": 2 * DAY, "3D": 3 * DAY, "5D": 5 * DAY, "1W": 7 * DAY,
 }  # fmt: skip
@@ -37,7 +37,7 @@ def bucket_start(bar: str, ts: int) -> int:
     OKX; weeks start on Monday.
     """
     plain = bar.removesuffix("utc")
-    offset = 0 if bar.endswith("utc") or plain in ("1s", "1m", "3m", "5m", "15m", "30m") else _UTC8
+    offset = 0 if bar.endswith("utc") or plain in ("1m", "3m", "5m", "15m", "30m") else _UTC8
     if plain in _MONTHS:
         local = datetime.fromtimestamp(ts / 1000, UTC) + timedelta(milliseconds=offset)
         month = (local.month - 1) // _MONTHS[plain] * _MONTHS[plain] + 1

@@ -17,7 +17,7 @@ _ALWAYS = ("1m", "1H", "1D", "1Dutc")
 
 def _source_bar(bar: str) -> str:
     plain = bar.removesuffix("utc")
-    if plain in ("1s", "1m", "3m", "5m", "15m", "30m"):
+    if plain in ("1m", "3m", "5m", "15m", "30m"):
         return "1m"
     if plain in ("1H", "2H", "4H", "6H", "12H"):
         return "1H"
