@@ -100,7 +100,7 @@ class Engine:
 
     def _on_ticker(self, item: Any) -> None:
         try:
-            tick = parse.parse_ticker(item)
+            tick = parse.parse_ticker(item, self.stable is not None)
         except BadInput as exc:
             self.reject(exc.reason, exc.detail)
             return

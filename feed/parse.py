@@ -71,15 +71,19 @@ def timestamp(value: Any) -> int:
     return ts
 
 
-def parse_ticker(item: Any) -> Tick:
-    """One element of a ``tickers`` push's ``data`` array."""
+def parse_ticker(item: Any, day_fields: bool = True) -> Tick:
+    """One element of a ``tickers`` push's ``data`` array (24h/day fields if ``day_fields``)."""
     if type(item) is not dict:
         raise BadInput("not_object", "data[]")
     inst_id = item.get("instId")
     if type(inst_id) is not str:
         raise BadInput("missing_field", "instId")
     tick = Tick(inst_id, price(item.get("last"), "last"), timestamp(item.get("ts")))
-    tick.bid = _optional(item, "bidPx")
+    bid = item.get("bidPx")
+    if bid:
+        tick.bid = price(bid, "bidPx")
+    if not day_fields:
+        return tick
     tick.sod_utc0 = _optional(item, "sodUtc0")
     tick.high24h = _optional(item, "high24h")
     tick.low24h = _optional(item, "low24h")

@@ -2,11 +2,17 @@ import logging
 
 import orjson
 import pytest
-from feed_builders import T0, Harness, candle, only, ticker
+from feed_builders import T0, Harness, candle, ticker
+
+from worker.strategy_config import parse_strategy_config
 
 
 def harness() -> Harness:
-    h = Harness(only("hourly_limit_ws"))
+    # Stable on too, so the 24h fields are read (they are skipped when nothing needs them).
+    config = parse_strategy_config(
+        {"original_gap": {"enabled": False}, "batch_buy_ws": {"enabled": False}}
+    )
+    h = Harness(config)
     h.candle("BTC-USDT", T0, "100")
     return h
 
