@@ -33,10 +33,22 @@ def messages(n: int, k: int, seed: int = 1) -> list[bytes]:
         px[inst] = max(50.0, px[inst] * (1 + rng.gauss(0, 0.002)))
         last = f"{px[inst]:.4f}"
         item = {
-            "instType": "SPOT", "instId": inst, "last": last, "lastSz": "0.1",
-            "askPx": last, "askSz": "11", "bidPx": last, "bidSz": "5", "open24h": "100",
-            "high24h": "103", "low24h": "99", "volCcy24h": "2222222", "vol24h": "2222",
-            "sodUtc0": "100", "sodUtc8": "100", "ts": str(T0 + j * 3),
+            "instType": "SPOT",
+            "instId": inst,
+            "last": last,
+            "lastSz": "0.1",
+            "askPx": last,
+            "askSz": "11",
+            "bidPx": last,
+            "bidSz": "5",
+            "open24h": "100",
+            "high24h": "103",
+            "low24h": "99",
+            "volCcy24h": "2222222",
+            "vol24h": "2222",
+            "sodUtc0": "100",
+            "sodUtc8": "100",
+            "ts": str(T0 + j * 3),
         }
         out.append(orjson.dumps({"arg": {"channel": "tickers", "instId": inst}, "data": [item]}))
     return out
@@ -44,8 +56,9 @@ def messages(n: int, k: int, seed: int = 1) -> list[bytes]:
 
 def engine(k: int, published: list[BuySignal | SellSignal]) -> Engine:
     rules = [
-        InstrumentRules(f"C{i}-USDT", Decimal("0.0001"), Decimal("0.0001"), Decimal("0.001"),
-                        f"C{i}", "USDT")
+        InstrumentRules(
+            f"C{i}-USDT", Decimal("0.0001"), Decimal("0.0001"), Decimal("0.001"), f"C{i}", "USDT"
+        )
         for i in range(k)
     ]
     eng = Engine(rules, StrategyConfig(), published.append)
