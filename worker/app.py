@@ -28,8 +28,10 @@ PROCESS_BUY_SIGNAL = "limitflow.process_buy_signal"
 PROCESS_SELL_SIGNAL = "limitflow.process_sell_signal"
 APPLY_ORDER_UPDATE = "limitflow.apply_order_update"
 VERIFY_ORDER = "limitflow.verify_order"
+NOOP = "limitflow.noop"
 __all__ = [
     "APPLY_ORDER_UPDATE",
+    "NOOP",
     "PROCESS_BUY_SIGNAL",
     "PROCESS_SELL_SIGNAL",
     "PURGE_PENDING",
@@ -79,8 +81,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
         "beat_schedule": beat_schedule(settings.MEMORY_SYNC_INTERVAL_SECONDS),
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events cost three broker writes per task; Flower switches them on while it
+        # watches (its enable_events option), so they are off by default.
+        "worker_send_task_events": False,
+        "worker_redirect_stdouts": False,
     }
 
 

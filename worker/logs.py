@@ -9,13 +9,15 @@ from typing import Any
 
 import orjson
 
-_SECRET_HINTS = ("secret", "passphrase", "api_key", "password", "sign")
+_SECRET_HINTS = ("secret", "passphrase", "api_key", "apikey", "password")
+_SECRET_KEYS = frozenset({"sign", "signature", "key"})
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in fields.items():
-        if any(h in key.lower() for h in _SECRET_HINTS):
+        lowered = key.lower()
+        if lowered in _SECRET_KEYS or any(h in lowered for h in _SECRET_HINTS):
             value = "***"
         out[key] = value
     return out

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from worker.cache import WorkerCache
+from worker.cache import TTLCache, WorkerCache
+from worker.domain.money import InstrumentRules
 from worker.exchange.port import Exchange
 from worker.ledger.db import Ledger, utcnow
 from worker.settings import Settings
 from worker.slot_events import SlotEvents
+
+RULES_TTL_SECONDS = 300.0
 
 
 class Scheduler(Protocol):
@@ -31,8 +34,20 @@ class Runtime:
     events: SlotEvents = field(default_factory=lambda: SlotEvents(None))
     clock: Callable[[], datetime] = utcnow
 
+    rules_cache: TTLCache[str, InstrumentRules] = field(
+        default_factory=lambda: TTLCache(4096, RULES_TTL_SECONDS)
+    )
+
     def now(self) -> datetime:
         return self.clock()
+
+    def rules(self, inst_id: str) -> InstrumentRules:
+        """The instrument's rules, cached for a few minutes (they change rarely)."""
+        rules = self.rules_cache.get(inst_id)
+        if rules is None:
+            rules = self.exchange.instrument(inst_id)
+            self.rules_cache.put(inst_id, rules)
+        return rules
 
     def slot_freed(self, inst_id: str, strategy: str) -> None:
         """A slot may buy again: drop our cache entry and tell the other workers."""

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from worker.app import (
     APPLY_ORDER_UPDATE,
+    NOOP,
     PROCESS_BUY_SIGNAL,
     PROCESS_SELL_SIGNAL,
     PURGE_PENDING,
@@ -145,6 +146,12 @@ def purge_pending() -> dict[str, Any]:
         report = reconcile.purge_pending(get_runtime())
         line.update(outcome="skipped" if "skipped" in report else "done", **report)
         return report
+
+
+@app.task(name=NOOP, ignore_result=False)
+def noop() -> str:
+    """Do nothing: the baseline of the benchmarks, and a cheap end-to-end health check."""
+    return "ok"
 
 
 @worker_init.connect

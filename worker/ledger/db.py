@@ -8,6 +8,7 @@ database's write lock at once, so a transaction that checks a slot is also seria
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy import Engine, create_engine, event, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,7 +55,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # No pre-ping: it costs a round trip per transaction; a dropped connection surfaces as
+    # OperationalError, which the tasks retry.
+    return create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800)
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -94,15 +97,19 @@ class Ledger:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def lock_slot(self, session: Session, inst_id: str, strategy: str) -> None:
-        """Lock the slot's row for the rest of the transaction (creating it if needed)."""
-        self.insert_ignore(
-            session, Slot, {"inst_id": inst_id, "strategy": strategy, "created_at": utcnow()}
-        )
+        """Lock the slot's row for the rest of the transaction, creating it if needed.
+
+        One statement: an upsert locks the row it inserts or conflicts with, like
+        ``SELECT ... FOR UPDATE`` (on SQLite the transaction already holds the write lock).
+        """
+        dialect = sqlite if is_sqlite(self.engine) else postgresql
+        stmt = dialect.insert(Slot).values(inst_id=inst_id, strategy=strategy, created_at=utcnow())
         session.execute(
-            select(Slot.inst_id)
-            .where(Slot.inst_id == inst_id, Slot.strategy == strategy)
-            .with_for_update()
-        ).one()
+            stmt.on_conflict_do_update(
+                index_elements=[Slot.inst_id, Slot.strategy],
+                set_={"strategy": stmt.excluded.strategy},
+            )
+        )
 
     @contextlib.contextmanager
     def named_lock(self, name: str, ttl_seconds: int = 600) -> Iterator[bool]:
@@ -113,7 +120,7 @@ class Ledger:
         """
         self._check_fork()
         if not is_sqlite(self.engine):
-            key = _lock_key(name)
+            key = lock_key(name)
             with self.engine.connect() as conn:
                 got = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar())
                 conn.commit()
@@ -147,8 +154,6 @@ class Ledger:
                     )
 
 
-def _lock_key(name: str) -> int:
-    # A stable 63-bit key per name (hash() is salted per process, so not usable).
-    import hashlib
-
+def lock_key(name: str) -> int:
+    """A stable 63-bit advisory-lock key per name (``hash()`` is salted per process)."""
     return int.from_bytes(hashlib.sha256(f"limitflow:{name}".encode()).digest()[:8], "big") >> 1

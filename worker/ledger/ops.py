@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from worker.domain.errors import IllegalTransition
@@ -24,7 +24,7 @@ from worker.domain.orders import (
     event_for_exchange_state,
 )
 from worker.exchange.port import OrderSnapshot
-from worker.ledger.db import Ledger
+from worker.ledger.db import Ledger, is_sqlite, lock_key
 from worker.ledger.models import EngineFlag, Fill, Lot, Order, Signal
 
 OPEN = [s.value for s in OPEN_STATES]
@@ -69,28 +69,62 @@ def record_signal(
 
 
 def slot_blocker(
-    session: Session, inst_id: str, strategy: str, now: datetime, guard_seconds: int
+    session: Session,
+    inst_id: str,
+    strategy: str,
+    now: datetime,
+    guard_seconds: int,
+    signal_id: str | None = None,
 ) -> str | None:
-    """Why the slot cannot buy now (``slot_busy``, ``unsold_lot``, ``cooldown``), or None."""
+    """Why the slot cannot buy now, or None: ``duplicate`` (``signal_id`` already recorded),
+    ``slot_busy``, ``unsold_lot``, ``cooldown``, ``paused``, in that order of precedence.
+    One round trip to the database.
+    """
     in_slot = (Order.inst_id == inst_id) & (Order.strategy == strategy)
-    if session.scalar(select(exists().where(in_slot, Order.state.in_(OPEN)))):
-        return "slot_busy"
     lot_open = (Lot.inst_id == inst_id) & (Lot.strategy == strategy) & (Lot.state == "open")
-    if session.scalar(select(exists().where(lot_open))):
+    since = now - timedelta(seconds=guard_seconds)
+    recent = in_slot & (Order.side == "buy") & (Order.created_at > since)
+    paused = (EngineFlag.name == "paused") & EngineFlag.enabled.is_(True)
+    seen, busy, unsold, cooling, halted = session.execute(
+        select(
+            exists().where(Signal.signal_id == signal_id)
+            if signal_id is not None
+            else literal(False),
+            exists().where(in_slot, Order.state.in_(OPEN)),
+            exists().where(lot_open),
+            exists().where(recent, Order.state.not_in(NEVER_HAPPENED))
+            if guard_seconds > 0
+            else literal(False),
+            exists().where(paused),
+        )
+    ).one()
+    if seen:
+        return "duplicate"
+    if busy:
+        return "slot_busy"
+    if unsold:
         return "unsold_lot"
-    if guard_seconds > 0:
-        since = now - timedelta(seconds=guard_seconds)
-        recent = in_slot & (Order.side == "buy") & (Order.created_at > since)
-        if session.scalar(select(exists().where(recent, Order.state.not_in(NEVER_HAPPENED)))):
-            return "cooldown"
+    if cooling:
+        return "cooldown"
+    if halted:
+        return "paused"
     return None
 
 
-def open_positions_count(session: Session) -> int:
-    """Slots holding something: open buys plus unsold lots (risk limit MAX_OPEN_POSITIONS)."""
-    buys = session.scalar(select(func.count()).where(Order.side == "buy", Order.state.in_(OPEN)))
-    lots = session.scalar(select(func.count()).where(Lot.state == "open"))
-    return int(buys or 0) + int(lots or 0)
+def open_positions_count(ledger: Ledger, session: Session) -> int:
+    """Slots holding something: open buys plus unsold lots (risk limit MAX_OPEN_POSITIONS).
+
+    Positions span slots, so the count is taken under a transaction-wide lock that
+    serializes the admissions that may add one (on SQLite every write is serialized anyway).
+    """
+    buys = select(func.count()).where(Order.side == "buy", Order.state.in_(OPEN))
+    lots = select(func.count()).where(Lot.state == "open")
+    columns: list[Any] = [buys.scalar_subquery(), lots.scalar_subquery()]
+    if not is_sqlite(ledger.engine):
+        key = lock_key("open_positions")
+        columns.append(func.pg_advisory_xact_lock(key))
+    row = session.execute(select(*columns)).one()
+    return int(row[0]) + int(row[1])
 
 
 def is_paused(session: Session) -> bool:
@@ -164,6 +198,22 @@ def apply_event_to(order: Order, event: OrderEvent, now: datetime, error: str = 
         order.state = after.value
         return True
     return False
+
+
+def accept_if_pending(session: Session, order_id: int, ord_id: str, now: datetime) -> bool:
+    """Move a ``pending_submit`` order to the table's target for ACCEPTED in one statement.
+
+    A compare-and-set that needs no slot lock: it only ever moves the order out of
+    ``pending_submit``; return False (changing nothing) when the order is already elsewhere.
+    """
+    source = OrderState.PENDING_SUBMIT
+    target = apply_event(source, OrderEvent.ACCEPTED)
+    result = session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.state == source.value)
+        .values(state=target.value, ord_id=ord_id, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def try_apply_snapshot(

@@ -14,7 +14,7 @@ from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
 from worker.domain.orders import OrderState
 from worker.ledger import ops
-from worker.ledger.models import Order, Signal
+from worker.ledger.models import Order
 from worker.runtime import Runtime
 from worker.services.orders import Intent, send
 from worker.signals import BuySignal, parse_buy, to_message
@@ -116,26 +116,30 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         return skip("cached_busy", f"cache said {busy}")
 
     try:
-        rules = rt.exchange.instrument(signal.inst_id)
+        rules = rt.rules(signal.inst_id)
     except Fatal as exc:
         return skip("invalid_instrument", str(exc))
     px, sz, size_problem = _order_size(signal, rules, settings.MAX_ORDER_USDT)
 
     with rt.ledger.begin() as s:
         rt.ledger.lock_slot(s, signal.inst_id, signal.strategy)
-        if s.get(Signal, signal.signal_id) is not None:
+        reason = ops.slot_blocker(
+            s,
+            signal.inst_id,
+            signal.strategy,
+            now,
+            settings.BUY_GUARD_WINDOW_SECONDS,
+            signal.signal_id,
+        )
+        if reason == "duplicate":
             rt.cache.remember_signal(signal.signal_id, "recorded")
             return BuyResult(signal.signal_id, slot_name, "duplicate", "recorded")
-        reason = ops.slot_blocker(
-            s, signal.inst_id, signal.strategy, now, settings.BUY_GUARD_WINDOW_SECONDS
-        )
         detail = ""
-        if reason is None and ops.is_paused(s):
-            reason = "paused"
         if reason is None and size_problem:
             reason, detail = size_problem
-        if reason is None and ops.open_positions_count(s) >= settings.MAX_OPEN_POSITIONS:
-            reason, detail = "risk_limit", f"MAX_OPEN_POSITIONS={settings.MAX_OPEN_POSITIONS}"
+        limit = settings.MAX_OPEN_POSITIONS
+        if reason is None and ops.open_positions_count(rt.ledger, s) >= limit:
+            reason, detail = "risk_limit", f"MAX_OPEN_POSITIONS={limit}"
         if reason is not None:
             ops.record_signal(
                 rt.ledger,

@@ -60,15 +60,20 @@ class Intent:
         )
 
 
-def lock_order(rt: Runtime, session: Session, order_id: int) -> Order | None:
-    """Lock the order's slot, then return the order as it is now."""
-    order = session.get(Order, order_id)
-    if order is None:
-        return None
-    rt.ledger.lock_slot(session, order.inst_id, order.strategy)
+def lock_order(
+    rt: Runtime, session: Session, order_id: int, slot: tuple[str, str] | None = None
+) -> Order | None:
+    """Lock the order's slot (``slot`` when the caller knows it), then return the order as
+    it is now."""
+    if slot is None:
+        order = session.get(Order, order_id)
+        if order is None:
+            return None
+        slot = (order.inst_id, order.strategy)
+    rt.ledger.lock_slot(session, *slot)
     return session.execute(
         select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
-    ).scalar_one()
+    ).scalar_one_or_none()
 
 
 def send(rt: Runtime, intent: Intent) -> str:
@@ -95,11 +100,13 @@ def send(rt: Runtime, intent: Intent) -> str:
         rt.schedule(VERIFY_ORDER, [intent.order_id, 0], countdown=VERIFY_DELAYS[0])
         return "unknown"
     with rt.ledger.begin() as s:
-        order = lock_order(rt, s, intent.order_id)
-        assert order is not None
-        if order.ord_id is None:
-            order.ord_id = placement.ord_id
-        ops.apply_event_to(order, OrderEvent.ACCEPTED, rt.now())
+        if not ops.accept_if_pending(s, intent.order_id, placement.ord_id, rt.now()):
+            # News overtook the answer (a fill pushed first, say): apply it the long way.
+            order = lock_order(rt, s, intent.order_id, (intent.inst_id, intent.strategy))
+            assert order is not None
+            if order.ord_id is None:
+                order.ord_id = placement.ord_id
+            ops.apply_event_to(order, OrderEvent.ACCEPTED, rt.now())
     log_event(
         log,
         "order.placed",

@@ -119,7 +119,7 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
             return "sold_meanwhile"
         if s.scalar(select(Order.id).where(Order.lot_id == lot_id, Order.state.in_(OPEN))):
             return "exiting"
-        rules = rt.exchange.instrument(lot.inst_id)
+        rules = rt.rules(lot.inst_id)
         freed = close_if_done(rt, lot, rules)
         if not freed:
             if bid is None:
@@ -151,7 +151,7 @@ def sell_lot_on_schedule(rt: Runtime, lot_id: int) -> str:
             select(Order.id).where(Order.lot_id == lot_id, Order.state.in_(OPEN))
         ):
             return "resting"
-        rules = rt.exchange.instrument(lot.inst_id)
+        rules = rt.rules(lot.inst_id)
         freed = close_if_done(rt, lot, rules)
         if freed:
             intents = []

@@ -51,7 +51,7 @@ def _buy_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], lis
         return [], [slot]
     if s.scalar(select(Lot.id).where(Lot.buy_order_id == order.id)) is not None:
         return [], []
-    rules = rt.exchange.instrument(order.inst_id)
+    rules = rt.rules(order.inst_id)
     params = rt.settings.strategies.params(order.strategy)
     size, dust = ops.lot_size_from_buy(order, rules)
     now = rt.now()
@@ -95,7 +95,7 @@ def _sell_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], li
     lot = s.get(Lot, order.lot_id)
     if lot is None or lot.state != "open":
         return [], []
-    rules = rt.exchange.instrument(order.inst_id)
+    rules = rt.rules(order.inst_id)
     if order.filled_sz > 0:
         lot.sold_sz += order.filled_sz
         fee = order.fee if order.fee_ccy == rules.quote_ccy else Decimal(0)
