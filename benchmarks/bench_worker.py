@@ -95,6 +95,12 @@ def main() -> None:
         time.sleep(2)  # let the start-up reconciliations pass
         for _ in range(20):  # warm up connections in every process
             app.send_task(NOOP).get(timeout=30)
+        warm = venue.calls()["place_order"]
+        for _ in range(4 * args.workers):  # and the buy path (connections, caches)
+            inst, strategy = next(free)
+            msg = builders.buy_message(strategy, inst, px="100", quote_sz="1")
+            app.send_task(PROCESS_BUY_SIGNAL, args=[msg])
+        wait_for(lambda: venue.calls()["place_order"] - warm >= 4 * args.workers, 60, "warm-up")
 
         # 1. Tick to order vs. no-op round trip (sequential, one at a time).
         noop_rtt = []
