@@ -66,9 +66,12 @@ def buy_message(
 
 
 def sell_message(
-    strategy: str = "hourly_limit_ws", inst_id: str = "BTC-USDT", reason: str = "stop_loss"
+    strategy: str = "hourly_limit_ws",
+    inst_id: str = "BTC-USDT",
+    reason: str = "stop_loss",
+    **extra: Any,
 ) -> dict[str, Any]:
-    return {
+    return extra | {
         "v": 1,
         "kind": "sell",
         "signal_id": f"sell:{strategy}:{inst_id}:{next(_seq)}",

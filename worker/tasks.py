@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Retry
 from celery.signals import worker_init, worker_process_init, worker_ready
 from sqlalchemy.exc import OperationalError
 
@@ -32,7 +33,7 @@ from worker.domain.errors import Retryable
 from worker.logs import configure_logging, log_event
 from worker.runtime import get_runtime
 from worker.services import reconcile
-from worker.services.buy import process_buy
+from worker.services.buy import process_buy, record_unexecuted
 from worker.services.orders import VERIFY_DELAYS, lookup
 from worker.services.sell import process_sell
 from worker.services.updates import apply_update_message
@@ -49,7 +50,7 @@ def task_line(task: str, **fields: Any) -> Iterator[dict[str, Any]]:
     line: dict[str, Any] = dict(fields)
     try:
         yield line
-    except TRANSIENT as exc:
+    except (*TRANSIENT, Retry) as exc:
         line.setdefault("outcome", "retry")
         line["error"] = f"{type(exc).__name__}: {exc}"[:300]
         raise
@@ -67,18 +68,18 @@ def _message_id(message: Any) -> Any:
     return message.get("signal_id", "-") if isinstance(message, dict) else "-"
 
 
-@app.task(
-    name=PROCESS_BUY_SIGNAL,
-    bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=1,
-    retry_backoff_max=5,
-    max_retries=3,
-)
+@app.task(name=PROCESS_BUY_SIGNAL, bind=True, max_retries=3)
 def process_buy_signal(self: Task, message: Any) -> None:
     """Execute one buy signal at most once (expired ones are dropped with a reason)."""
     with task_line("process_buy_signal", signal_id=_message_id(message)) as line:
-        result = process_buy(get_runtime(), message)
+        rt = get_runtime()
+        try:
+            result = process_buy(rt, message)
+        except TRANSIENT as exc:
+            if self.request.retries < self.max_retries:
+                raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
+            # Out of retries: the signal still gets its recorded outcome.
+            result = record_unexecuted(rt, message, f"{type(exc).__name__}: {exc}")
         line.update(
             signal_id=result.signal_id,
             slot=result.slot,

@@ -73,6 +73,28 @@ def record_invalid(rt: Runtime, message: Any, kind: str, error: str) -> str:
     return signal_id
 
 
+def record_unexecuted(rt: Runtime, message: Any, error: str) -> BuyResult:
+    """Record a valid signal that could not be executed (the exchange kept failing)."""
+    signal = parse_buy(message)
+    with rt.ledger.begin() as s:
+        ops.record_signal(
+            rt.ledger,
+            s,
+            signal_id=signal.signal_id,
+            kind="buy",
+            strategy=signal.strategy,
+            inst_id=signal.inst_id,
+            outcome="skipped",
+            reason="exchange_error",
+            detail=error,
+            now=rt.now(),
+            created_ms=signal.created_at,
+            payload=to_message(signal),
+        )
+    slot = f"{signal.inst_id}/{signal.strategy}"
+    return BuyResult(signal.signal_id, slot, "skipped", "exchange_error")
+
+
 def process_buy(rt: Runtime, message: Any) -> BuyResult:
     """Decide and execute one buy signal (see DESIGN "Buy path")."""
     try:

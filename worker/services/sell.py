@@ -85,7 +85,17 @@ def process_sell(rt: Runtime, message: Any) -> SellResult:
 
 
 def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
-    """Replace a lot's resting sells by a sell at the best bid; return what happened."""
+    """Replace a lot's resting sells by a sell at the best bid; return what happened.
+
+    An exit already resting at or below the bid is left alone; one the market fell away
+    from is canceled and placed again at the new bid.
+    """
+    with rt.ledger.begin() as s:
+        lot = s.get(Lot, lot_id)
+        if lot is None or lot.state != "open":
+            return "closed"
+        inst_id = lot.inst_id
+    bid = px if px is not None else rt.exchange.ticker(inst_id).bid_px
     with rt.ledger.begin() as s:
         lot = s.get(Lot, lot_id)
         if lot is None or lot.state != "open":
@@ -94,8 +104,7 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
         resting = list(
             s.scalars(select(Order).where(Order.lot_id == lot_id, Order.state.in_(OPEN)))
         )
-        already_exiting = [o for o in resting if o.purpose == "exit"]
-        if already_exiting:
+        if any(o.purpose == "exit" and o.px <= bid for o in resting):
             return "exiting"
         for order in resting:
             order.cancel_requested_at = rt.now()
@@ -108,7 +117,6 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
         if state in ("live", "partially_filled", "pending_submit", "missing", "unknown"):
             raise SellNotDone(f"order {cl_ord_id} is still {state} after a cancel request")
 
-    bid = px
     intent: Intent | None = None
     with rt.ledger.begin() as s:
         lot = s.get(Lot, lot_id)
@@ -122,8 +130,6 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
         rules = rt.rules(lot.inst_id)
         freed = close_if_done(rt, lot, rules)
         if not freed:
-            if bid is None:
-                bid = rt.exchange.ticker(lot.inst_id).bid_px
             intent = new_sell_intent(rt, s, lot, rules.price_down(bid), rules, "exit")
     if intent is None:
         finish(rt, [], freed)

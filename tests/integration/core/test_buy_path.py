@@ -139,3 +139,20 @@ def test_a_rejected_buy_frees_the_slot(engine: Engine) -> None:
     assert process_buy(engine.rt, second).order_state == "live"
     # The rejected signal's clOrdId is never sent again.
     assert engine.venue.placements_for(order.cl_ord_id) == 0
+
+
+def test_a_signal_the_exchange_kept_failing_still_gets_an_outcome(engine: Engine) -> None:
+    import pytest
+
+    from worker.domain.errors import Retryable
+    from worker.services.buy import record_unexecuted
+
+    engine.venue.inject("instrument", "unavailable", times=4)
+    msg = buy_message(inst_id="ETH-USDT")
+    for _ in range(4):  # the task's first run and its three retries
+        with pytest.raises(Retryable):
+            process_buy(engine.rt, msg)
+    result = record_unexecuted(engine.rt, msg, "ExchangeUnavailable: 50001")
+    assert (result.outcome, result.reason) == ("skipped", "exchange_error")
+    assert signal_row(engine, msg["signal_id"]).detail == "ExchangeUnavailable: 50001"
+    assert orders(engine) == []

@@ -174,3 +174,28 @@ def test_an_error_during_purge_never_fails_an_order(engine: Engine) -> None:
         assert purge_pending(engine.rt)["unknown"] == 1
         [order] = rows(engine, Order)
         assert order.state == "pending_submit"
+
+
+def test_an_exit_the_market_fell_away_from_is_placed_again_lower(engine: Engine) -> None:
+    buy_and_fill(engine)
+    engine.venue.set_price("BTC-USDT", Decimal("56000"), Decimal("55990"), Decimal("56010"))
+    # The feed saw a bid of 56100 a moment ago: the exit rests there, above the market.
+    process_sell(engine.rt, sell_message(px="56100"))
+    engine.pump()
+    # The next stop-loss carries the lower bid: the exit is canceled and placed again.
+    process_sell(engine.rt, sell_message(px="55990"))
+    engine.pump()
+    exits = [(o.px, o.state) for o in rows(engine, Order) if o.purpose == "exit"]
+    assert exits == [(Decimal("56100"), "canceled"), (Decimal("55990"), "filled")]
+    [lot] = rows(engine, Lot)
+    assert lot.state == "closed"
+
+
+def test_an_exit_resting_at_or_below_the_bid_is_left_alone(engine: Engine) -> None:
+    buy_and_fill(engine)
+    engine.venue.set_price("BTC-USDT", Decimal("56000"), Decimal("55990"), Decimal("56010"))
+    process_sell(engine.rt, sell_message(px="56100"))
+    process_sell(engine.rt, sell_message(px="56100"))
+    process_sell(engine.rt, sell_message(px="56200"))
+    exits = [(o.px, o.state) for o in rows(engine, Order) if o.purpose == "exit"]
+    assert exits == [(Decimal("56100"), "live")]
