@@ -130,3 +130,13 @@ def test_a_second_run_while_one_holds_the_lock_does_nothing(engine: Engine) -> N
         assert got
         assert "skipped" in purge_pending(engine.rt)
     assert "skipped" not in sync_active_orders(engine.rt)
+
+
+def test_malformed_order_updates_are_dropped_and_change_nothing(engine: Engine) -> None:
+    from worker.services.updates import apply_update_message
+
+    process_buy(engine.rt, buy_message())
+    before = {cid: o.state for cid, o in orders(engine).items()}
+    for bad in (None, "text", {}, {"state": "filled"}, {"v": 1, "state": "exploded"}):
+        assert apply_update_message(engine.rt, bad) == "invalid"
+    assert {cid: o.state for cid, o in orders(engine).items()} == before

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import select
 
@@ -121,3 +122,17 @@ def test_the_embedded_default_runs_without_any_server(
     finally:
         pool.kill_all()
         server.stop()
+
+
+def test_enqueue_by_hand_validates_first(tmp_path: Path) -> None:
+    env = {"LIMITFLOW_HOME": str(tmp_path)}
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"v": 1, "kind": "buy", "signal_id": "x", "px": "-1"}')
+    done = run(["worker", "enqueue", str(bad)], env, tmp_path)
+    assert done.returncode != 0 and "invalid signal" in done.stderr
+    good = tmp_path / "good.json"
+    good.write_text(orjson.dumps(builders.buy_message()).decode())
+    done = run(["worker", "enqueue", str(good)], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "enqueued limitflow.process_buy_signal" in done.stdout
+    assert list((tmp_path / "broker" / "queue").iterdir()), "the message is on the broker"
