@@ -26,6 +26,7 @@ from worker.domain.orders import (
 from worker.exchange.port import OrderSnapshot
 from worker.ledger.db import Ledger, is_sqlite, lock_key
 from worker.ledger.models import EngineFlag, Fill, Lot, Order, Signal
+from worker.signals import BuySignal, SellSignal, to_message
 
 OPEN = [s.value for s in OPEN_STATES]
 # Buys that end like this never happened, so they neither block nor start a cooldown.
@@ -65,6 +66,34 @@ def record_signal(
             "received_at": now,
             "payload": payload,
         },
+    )
+
+
+def record_outcome(
+    ledger: Ledger,
+    session: Session,
+    signal: BuySignal | SellSignal,
+    now: datetime,
+    outcome: str,
+    reason: str = "",
+    detail: str = "",
+    order_id: int | None = None,
+) -> bool:
+    """Record a valid signal's outcome once (see ``record_signal``)."""
+    return record_signal(
+        ledger,
+        session,
+        signal_id=signal.signal_id,
+        kind=signal.kind,
+        strategy=signal.strategy,
+        inst_id=signal.inst_id,
+        outcome=outcome,
+        reason=reason,
+        detail=detail,
+        order_id=order_id,
+        now=now,
+        created_ms=signal.created_at,
+        payload=to_message(signal),
     )
 
 

@@ -17,7 +17,7 @@ from worker.ledger import ops
 from worker.ledger.models import Order
 from worker.runtime import Runtime
 from worker.services.orders import Intent, send
-from worker.signals import BuySignal, parse_buy, to_message
+from worker.signals import BuySignal, parse_buy
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,20 +77,7 @@ def record_unexecuted(rt: Runtime, message: Any, error: str) -> BuyResult:
     """Record a valid signal that could not be executed (the exchange kept failing)."""
     signal = parse_buy(message)
     with rt.ledger.begin() as s:
-        ops.record_signal(
-            rt.ledger,
-            s,
-            signal_id=signal.signal_id,
-            kind="buy",
-            strategy=signal.strategy,
-            inst_id=signal.inst_id,
-            outcome="skipped",
-            reason="exchange_error",
-            detail=error,
-            now=rt.now(),
-            created_ms=signal.created_at,
-            payload=to_message(signal),
-        )
+        ops.record_outcome(rt.ledger, s, signal, rt.now(), "skipped", "exchange_error", error)
     slot = f"{signal.inst_id}/{signal.strategy}"
     return BuyResult(signal.signal_id, slot, "skipped", "exchange_error")
 
@@ -109,20 +96,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
 
     def skip(reason: str, detail: str = "", *, cache_busy: bool = False) -> BuyResult:
         with rt.ledger.begin() as s:
-            ops.record_signal(
-                rt.ledger,
-                s,
-                signal_id=signal.signal_id,
-                kind="buy",
-                strategy=signal.strategy,
-                inst_id=signal.inst_id,
-                outcome="skipped",
-                reason=reason,
-                detail=detail,
-                now=now,
-                created_ms=signal.created_at,
-                payload=to_message(signal),
-            )
+            ops.record_outcome(rt.ledger, s, signal, now, "skipped", reason, detail)
         rt.cache.remember_signal(signal.signal_id, "skipped")
         if cache_busy:
             rt.cache.mark_busy(slot, reason)
@@ -163,20 +137,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         if reason is None and ops.open_positions_count(rt.ledger, s) >= limit:
             reason, detail = "risk_limit", f"MAX_OPEN_POSITIONS={limit}"
         if reason is not None:
-            ops.record_signal(
-                rt.ledger,
-                s,
-                signal_id=signal.signal_id,
-                kind="buy",
-                strategy=signal.strategy,
-                inst_id=signal.inst_id,
-                outcome="skipped",
-                reason=reason,
-                detail=detail,
-                now=now,
-                created_ms=signal.created_at,
-                payload=to_message(signal),
-            )
+            ops.record_outcome(rt.ledger, s, signal, now, "skipped", reason, detail)
         else:
             order = Order(
                 cl_ord_id=buy_cl_ord_id(signal.strategy, signal.signal_id),
@@ -194,19 +155,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
             )
             s.add(order)
             s.flush()
-            ops.record_signal(
-                rt.ledger,
-                s,
-                signal_id=signal.signal_id,
-                kind="buy",
-                strategy=signal.strategy,
-                inst_id=signal.inst_id,
-                outcome="accepted",
-                order_id=order.id,
-                now=now,
-                created_ms=signal.created_at,
-                payload=to_message(signal),
-            )
+            ops.record_outcome(rt.ledger, s, signal, now, "accepted", order_id=order.id)
             intent = Intent.of(order)
     rt.cache.remember_signal(signal.signal_id, "recorded")
     if reason is not None:

@@ -23,7 +23,7 @@ from worker.runtime import Runtime
 from worker.services.buy import record_invalid
 from worker.services.orders import Intent, lookup
 from worker.services.settle import close_if_done, finish, new_sell_intent
-from worker.signals import parse_sell, to_message
+from worker.signals import parse_sell
 
 log = logging.getLogger("limitflow.sell")
 OPEN = [s.value for s in OPEN_STATES]
@@ -51,19 +51,7 @@ def process_sell(rt: Runtime, message: Any) -> SellResult:
         return SellResult(signal_id, "-", "invalid", str(exc))
     slot_name = f"{signal.inst_id}/{signal.strategy}"
     with rt.ledger.begin() as s:
-        ops.record_signal(
-            rt.ledger,
-            s,
-            signal_id=signal.signal_id,
-            kind="sell",
-            strategy=signal.strategy,
-            inst_id=signal.inst_id,
-            outcome="accepted",
-            reason=signal.reason,
-            now=rt.now(),
-            created_ms=signal.created_at,
-            payload=to_message(signal),
-        )
+        ops.record_outcome(rt.ledger, s, signal, rt.now(), "accepted", signal.reason)
         lot_ids = list(
             s.scalars(
                 select(Lot.id).where(
