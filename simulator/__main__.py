@@ -46,6 +46,17 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     )  # fmt: skip
     parser.add_argument("--step-seconds", type=float, default=1.0, help="generator step")
     parser.add_argument("--warmup-hours", type=int, default=24, help="generated past at start")
+    parser.add_argument(
+        "--shock-rate", type=float, default=0.05,
+        help="sharp drops per instrument per simulated hour",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dump-rate", type=float, default=0.02, help="market-wide dumps per simulated hour"
+    )
+    parser.add_argument(
+        "--event-time-scale", type=float, default=1.0,
+        help="multiplies how long drops fall, hold and recover (0.1: ten times faster)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the simulator listens on loopback only (127.0.0.1)")
@@ -53,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         parser.error("--speed must be >= 0")
     if args.step_seconds <= 0 or args.warmup_hours < 0 or args.idle_timeout <= 0:
         parser.error("--step-seconds and --idle-timeout must be > 0, --warmup-hours >= 0")
+    if args.shock_rate < 0 or args.dump_rate < 0 or args.event_time_scale <= 0:
+        parser.error("--shock-rate and --dump-rate must be >= 0, --event-time-scale > 0")
     try:
         return _config(args)
     except (ArithmeticError, ValueError) as exc:
@@ -78,6 +91,9 @@ def _config(args: argparse.Namespace) -> SimConfig:
         history_retention_seconds=args.history_retention,
         step_seconds=args.step_seconds,
         warmup_hours=args.warmup_hours,
+        shock_rate_per_hour=args.shock_rate,
+        dump_rate_per_hour=args.dump_rate,
+        event_time_scale=args.event_time_scale,
     )
     for number in (config.start_usdt, config.fee_rate, config.step_liquidity_usdt):
         if not number.is_finite() or number < 0:

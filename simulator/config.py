@@ -49,6 +49,8 @@ class SimConfig:
     warmup_hours: int = 24
     shock_rate_per_hour: float = 0.05
     dump_rate_per_hour: float = 0.02
+    # Multiplies the duration of drops and dumps (fall, hold, recovery); 0.1 = ten times faster.
+    event_time_scale: float = 1.0
     # Websockets.
     ws_idle_timeout: float = 30.0
     ticker_interval_ms: int = 100

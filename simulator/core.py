@@ -84,6 +84,7 @@ class Simulator:
                 config.step_liquidity_usdt,
                 config.shock_rate_per_hour,
                 config.dump_rate_per_hour,
+                config.event_time_scale,
             )
             self._warm_up()
 

@@ -61,23 +61,27 @@ class Generator:
         liquidity_usdt: Decimal,
         shock_rate_per_hour: float,
         dump_rate_per_hour: float,
+        event_time_scale: float = 1.0,
     ):
         self.instruments = instruments
         self.rng = random.Random(seed)
         self.liquidity_usdt = liquidity_usdt
         self.shock_rate = shock_rate_per_hour / 3600.0
         self.dump_rate = dump_rate_per_hour / 3600.0
+        # Multiplies how long an event falls, holds and recovers (< 1: faster events).
+        self.event_time_scale = event_time_scale
         self.walk = {i.inst_id: 0.0 for i in instruments}
         self.shocks: dict[str, _Shock] = {}
         self.last_side = {i.inst_id: "buy" for i in instruments}
 
     def _new_shock(self, depth_pct: float) -> _Shock:
         rng = self.rng
+        scale = self.event_time_scale
         return _Shock(
             depth=math.log(1.0 - depth_pct),
-            fall=rng.uniform(15, 120),
-            hold=rng.uniform(60, 900),
-            recover=rng.uniform(600, 3600),
+            fall=rng.uniform(15, 120) * scale,
+            hold=rng.uniform(60, 900) * scale,
+            recover=rng.uniform(600, 3600) * scale,
         )
 
     def step(self, dt: float) -> list[Tick]:
