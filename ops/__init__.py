@@ -1,0 +1,1 @@
+"""Running Limitflow: the demo (``python -m ops.demo``) and deployment files."""
