@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from sqlalchemy import insert
 
 from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
@@ -139,24 +140,28 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         if reason is not None:
             ops.record_outcome(rt.ledger, s, signal, now, "skipped", reason, detail)
         else:
-            order = Order(
-                cl_ord_id=buy_cl_ord_id(signal.strategy, signal.signal_id),
-                inst_id=signal.inst_id,
-                strategy=signal.strategy,
-                side="buy",
-                purpose="entry",
-                state=OrderState.PENDING_SUBMIT.value,
-                px=px,
-                sz=sz,
-                signal_id=signal.signal_id,
-                created_at=now,
-                updated_at=now,
-                submitted_at=now,
-            )
-            s.add(order)
-            s.flush()
-            ops.record_outcome(rt.ledger, s, signal, now, "accepted", order_id=order.id)
-            intent = Intent.of(order)
+            cl_ord_id = buy_cl_ord_id(signal.strategy, signal.signal_id)
+            # A plain INSERT ... RETURNING: the hot path needs no unit of work.
+            order_id = s.execute(
+                insert(Order)
+                .values(
+                    cl_ord_id=cl_ord_id,
+                    inst_id=signal.inst_id,
+                    strategy=signal.strategy,
+                    side="buy",
+                    purpose="entry",
+                    state=OrderState.PENDING_SUBMIT.value,
+                    px=px,
+                    sz=sz,
+                    signal_id=signal.signal_id,
+                    created_at=now,
+                    updated_at=now,
+                    submitted_at=now,
+                )
+                .returning(Order.id)
+            ).scalar_one()
+            ops.record_outcome(rt.ledger, s, signal, now, "accepted", order_id=order_id)
+            intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id)
     rt.cache.remember_signal(signal.signal_id, "recorded")
     if reason is not None:
         if reason in ("slot_busy", "unsold_lot", "cooldown"):
