@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, func, literal, select, update
+from sqlalchemy import BindParameter, Select, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from worker.domain.errors import IllegalTransition
@@ -97,6 +97,25 @@ def record_outcome(
     )
 
 
+def _blocker_query() -> Select[bool, bool, bool, bool, bool]:
+    inst_id: BindParameter[str] = bindparam("inst_id")
+    strategy: BindParameter[str] = bindparam("strategy")
+    in_slot = (Order.inst_id == inst_id) & (Order.strategy == strategy)
+    recent = in_slot & (Order.side == "buy") & (Order.created_at > bindparam("since"))
+    return select(
+        exists().where(Signal.signal_id == bindparam("signal_id")),
+        exists().where(in_slot, Order.state.in_(OPEN)),
+        exists().where(Lot.inst_id == inst_id, Lot.strategy == strategy, Lot.state == "open"),
+        exists().where(recent, Order.state.not_in(NEVER_HAPPENED)),
+        exists().where(EngineFlag.name == "paused", EngineFlag.enabled.is_(True)),
+    )
+
+
+# Built once: the hot path binds values instead of building the statement again.
+BLOCKER_QUERY = _blocker_query()
+BLOCKER_REASONS = ("duplicate", "slot_busy", "unsold_lot", "cooldown", "paused")
+
+
 def slot_blocker(
     session: Session,
     inst_id: str,
@@ -109,35 +128,13 @@ def slot_blocker(
     ``slot_busy``, ``unsold_lot``, ``cooldown``, ``paused``, in that order of precedence.
     One round trip to the database.
     """
-    in_slot = (Order.inst_id == inst_id) & (Order.strategy == strategy)
-    lot_open = (Lot.inst_id == inst_id) & (Lot.strategy == strategy) & (Lot.state == "open")
-    since = now - timedelta(seconds=guard_seconds)
-    recent = in_slot & (Order.side == "buy") & (Order.created_at > since)
-    paused = (EngineFlag.name == "paused") & EngineFlag.enabled.is_(True)
-    seen, busy, unsold, cooling, halted = session.execute(
-        select(
-            exists().where(Signal.signal_id == signal_id)
-            if signal_id is not None
-            else literal(False),
-            exists().where(in_slot, Order.state.in_(OPEN)),
-            exists().where(lot_open),
-            exists().where(recent, Order.state.not_in(NEVER_HAPPENED))
-            if guard_seconds > 0
-            else literal(False),
-            exists().where(paused),
-        )
+    # With no guard window the cooldown looks back to "now": no buy is that recent.
+    since = now - timedelta(seconds=guard_seconds) if guard_seconds > 0 else now
+    row = session.execute(
+        BLOCKER_QUERY,
+        {"inst_id": inst_id, "strategy": strategy, "since": since, "signal_id": signal_id or ""},
     ).one()
-    if seen:
-        return "duplicate"
-    if busy:
-        return "slot_busy"
-    if unsold:
-        return "unsold_lot"
-    if cooling:
-        return "cooldown"
-    if halted:
-        return "paused"
-    return None
+    return next((reason for reason, hit in zip(BLOCKER_REASONS, row, strict=True) if hit), None)
 
 
 def open_positions_count(ledger: Ledger, session: Session) -> int:
