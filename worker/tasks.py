@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Retry
-from celery.signals import worker_init, worker_process_init, worker_ready
+from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
 from sqlalchemy.exc import OperationalError
 
 from worker.app import (
@@ -192,3 +192,11 @@ def _reconcile_at_start(sender: Any = None, **_: Any) -> None:
     log_event(log, "worker.ready", hostname=getattr(sender, "hostname", "?"))
     app.send_task(PURGE_PENDING)
     app.send_task(SYNC_ACTIVE_ORDERS)
+
+
+@beat_init.connect
+def _beat_ready(**_: Any) -> None:
+    settings = get_settings()
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    interval = settings.MEMORY_SYNC_INTERVAL_SECONDS
+    log_event(log, "beat.ready", interval_seconds=interval, periodic_tasks=interval > 0)
