@@ -31,6 +31,10 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     )  # fmt: skip
     parser.add_argument("--paused", action="store_true", help="start with the clock paused")
     parser.add_argument("--instruments", default=",".join(DEFAULT_INSTRUMENTS))
+    parser.add_argument(
+        "--instrument-rules", default="",
+        help="rule overrides INST:tickSz:lotSz:minSz, comma-separated",
+    )  # fmt: skip
     parser.add_argument("--api-key", default=SIM_API_KEY)
     parser.add_argument("--api-secret", default=SIM_API_SECRET)
     parser.add_argument("--passphrase", default=SIM_API_PASSPHRASE)
@@ -81,6 +85,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         speed=args.speed,
         paused=args.paused,
         instruments=args.instruments,
+        instrument_rules=args.instrument_rules,
         api_key=args.api_key,
         api_secret=args.api_secret,
         passphrase=args.passphrase,

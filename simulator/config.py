@@ -34,6 +34,8 @@ class SimConfig:
     paused: bool = False
     start_ms: int | None = None
     instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS
+    # Per-instrument overrides "INST:tickSz:lotSz:minSz" (e.g. to match a test's fixtures).
+    instrument_rules: tuple[str, ...] = ()
     api_key: str = SIM_API_KEY
     api_secret: str = SIM_API_SECRET
     passphrase: str = SIM_API_PASSPHRASE
@@ -75,5 +77,26 @@ class SimConfig:
                 value = tuple(v.strip().upper() for v in value.split(",") if v.strip())
             elif name == "instruments" and isinstance(value, list | tuple):
                 value = tuple(str(v).upper() for v in value)
+            elif name == "instrument_rules" and isinstance(value, str | list | tuple):
+                items = value.split(",") if isinstance(value, str) else value
+                value = tuple(str(v).strip() for v in items if str(v).strip())
+                parse_rules(value)  # fail early on a malformed override
             setattr(config, name, value)
         return config
+
+
+def parse_rules(specs: tuple[str, ...]) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+    """Parse ``INST:tickSz:lotSz:minSz`` overrides into ``{inst_id: (tick, lot, min)}``."""
+    rules: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) != 4:
+            raise ValueError(f"instrument rule {spec!r} is not INST:tickSz:lotSz:minSz")
+        try:
+            tick, lot, min_sz = (Decimal(p) for p in parts[1:])
+        except ArithmeticError:
+            raise ValueError(f"instrument rule {spec!r} has a non-number size") from None
+        if min(tick, lot, min_sz) <= 0:
+            raise ValueError(f"instrument rule {spec!r} needs positive sizes")
+        rules[parts[0].strip().upper()] = (tick, lot, min_sz)
+    return rules

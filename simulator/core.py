@@ -16,7 +16,7 @@ from typing import Any
 from simulator.accounts import Accounts
 from simulator.candles import Candle
 from simulator.clock import SimClock
-from simulator.config import SimConfig
+from simulator.config import SimConfig, parse_rules
 from simulator.decimals import ZERO, fmt, parse_decimal, round_down
 from simulator.faults import Faults
 from simulator.generator import Generator, Tick
@@ -46,8 +46,9 @@ class Simulator:
             names = sorted({e.inst_id for e in self.events})
         else:
             names = list(config.instruments)
+        overrides = parse_rules(config.instrument_rules)
         self.instruments: dict[str, Instrument] = {
-            n: make_instrument(n, prices.get(n)) for n in names
+            n: make_instrument(n, prices.get(n), overrides.get(n)) for n in names
         }
         self.clock = SimClock(start_ms, config.speed, config.paused)
         self.markets = {n: InstrumentMarket(i) for n, i in self.instruments.items()}

@@ -82,11 +82,16 @@ class Instrument:
         }
 
 
-def make_instrument(inst_id: str, price_hint: Decimal | None = None) -> Instrument:
+def make_instrument(
+    inst_id: str,
+    price_hint: Decimal | None = None,
+    rules: tuple[Decimal, Decimal, Decimal] | None = None,
+) -> Instrument:
     """Rules for ``inst_id``: known coins get OKX-like values, others generic ones.
 
     ``price_hint`` (a recorded price) fixes the start price and, for unknown coins, a tick
-    size with as many decimals as the recorded price.
+    size with as many decimals as the recorded price. ``rules`` (tickSz, lotSz, minSz)
+    overrides both.
     """
     base, _, quote = inst_id.upper().partition("-")
     if not base or not quote:
@@ -100,13 +105,16 @@ def make_instrument(inst_id: str, price_hint: Decimal | None = None) -> Instrume
             exponent = price_hint.normalize().as_tuple().exponent
             places = max(0, -exponent) if isinstance(exponent, int) else 4
             tick_sz = Decimal(1).scaleb(-places)
+    lot_sz, min_sz_d = Decimal(lot), Decimal(min_sz)
+    if rules is not None:
+        tick_sz, lot_sz, min_sz_d = rules
     return Instrument(
         inst_id=f"{base}-{quote}",
         base_ccy=base,
         quote_ccy=quote,
         tick_sz=tick_sz,
-        lot_sz=Decimal(lot),
-        min_sz=Decimal(min_sz),
+        lot_sz=lot_sz,
+        min_sz=min_sz_d,
         start_px=Decimal(px),
         daily_volume_quote=Decimal(vol),
     )
