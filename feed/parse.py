@@ -37,7 +37,9 @@ _ZERO = Decimal(0)
 
 
 def price(value: Any, field: str) -> Decimal:
-    """A positive, finite decimal from an OKX string field."""
+    """A positive, finite decimal from an OKX string field (a JSON number is tolerated)."""
+    if type(value) is int or type(value) is float:
+        value = repr(value)
     if type(value) is not str:
         raise BadInput("missing_field" if value is None else "bad_number", field)
     try:

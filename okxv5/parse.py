@@ -55,6 +55,8 @@ def _dec(obj: dict[str, Any], key: str) -> Decimal:
     raw = obj.get(key, "")
     if raw in ("", None):
         return ZERO
+    if type(raw) is float:  # OKX sends strings; tolerate a peer that sends JSON numbers
+        raw = repr(raw)
     try:
         return to_decimal(raw, key)
     except ValueError as exc:
@@ -160,8 +162,9 @@ def parse_instrument(item: dict[str, Any]) -> InstrumentRules:
         tick_sz=_dec(item, "tickSz"),
         lot_sz=_dec(item, "lotSz"),
         min_sz=_dec(item, "minSz"),
-        base_ccy=_str(item, "baseCcy"),
-        quote_ccy=_str(item, "quoteCcy"),
+        # Spot ids are BASE-QUOTE: fall back on them when a peer omits the currencies.
+        base_ccy=_str(item, "baseCcy") or _required(item, "instId").partition("-")[0],
+        quote_ccy=_str(item, "quoteCcy") or _required(item, "instId").partition("-")[2],
         live=_str(item, "state") == "live",
     )
     if rules.tick_sz <= 0 or rules.lot_sz <= 0:
