@@ -1,35 +1,26 @@
-"""An in-process engine on a real database and an in-memory venue."""
+"""An in-process engine on a real database and a venue: in memory, or OKX over the simulator."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from tests import builders
-from worker.exchange.memory import InMemoryExchange
+from tests.venues import Venue
 from worker.exchange.port import OrderSnapshot
 from worker.ledger.db import Ledger
 from worker.runtime import Runtime
 from worker.services.updates import apply_snapshot_and_follow_up
 
 
-def make_venue() -> InMemoryExchange:
-    venue = InMemoryExchange()
-    for rules in builders.INSTRUMENTS:
-        venue.add_instrument(rules)
-        px = builders.PRICES[rules.inst_id]
-        # Asks a little above the signal price: buys rest until the market comes down.
-        venue.set_price(rules.inst_id, px * 2, px * 2, px * 2)
-    return venue
-
-
 @dataclass
 class Engine:
     rt: Runtime
-    venue: InMemoryExchange
+    venue: Venue
     scheduler: builders.RecordingScheduler
     clock: builders.ManualClock
 
@@ -41,21 +32,28 @@ class Engine:
         return apply_snapshot_and_follow_up(self.rt, snap)
 
     def settle_price(self, inst_id: str, px: Any) -> list[str]:
-        from decimal import Decimal
-
         self.venue.set_price(inst_id, Decimal(px))
         return self.pump()
 
 
-@pytest.fixture
-def engine(db_url: str, clock: builders.ManualClock, tmp_path: Any) -> Iterator[Engine]:
-    settings = builders.make_settings(DATABASE_URL=db_url, LIMITFLOW_HOME=tmp_path)
-    venue = make_venue()
+def build_engine(db_url: str, venue: Venue, clock: builders.ManualClock, home: Any) -> Engine:
+    settings = builders.make_settings(DATABASE_URL=db_url, LIMITFLOW_HOME=home)
     scheduler = builders.RecordingScheduler()
     ledger = Ledger.from_url(db_url)
-    rt = Runtime(settings=settings, ledger=ledger, exchange=venue, schedule=scheduler, clock=clock)
-    yield Engine(rt, venue, scheduler, clock)
-    ledger.engine.dispose()
+    rt = Runtime(
+        settings=settings, ledger=ledger, exchange=venue.exchange, schedule=scheduler, clock=clock
+    )
+    return Engine(rt, venue, scheduler, clock)
+
+
+@pytest.fixture
+def engine(
+    db_url: str, venue: Venue, clock: builders.ManualClock, tmp_path: Any
+) -> Iterator[Engine]:
+    """The engine on each database and each venue (see ``tests.venues``)."""
+    eng = build_engine(db_url, venue, clock, tmp_path)
+    yield eng
+    eng.rt.ledger.engine.dispose()
 
 
 def with_settings(engine: Engine, **values: Any) -> None:

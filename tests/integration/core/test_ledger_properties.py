@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests import builders
-from tests.integration.core.conftest import make_venue
+from tests.venues import make_memory_exchange
 from worker.domain.ids import parse_cl_ord_id
 from worker.domain.orders import OPEN_STATES
 from worker.ledger.db import Ledger
@@ -70,7 +70,7 @@ class World:
         url = f"sqlite:///{path}"
         self.ledger = Ledger.from_url(url)
         Base.metadata.create_all(self.ledger.engine)
-        self.venue = make_venue()
+        self.venue = make_memory_exchange()
         self.clock = builders.ManualClock()
         self.rt = Runtime(
             settings=builders.make_settings(DATABASE_URL=url, BUY_GUARD_WINDOW_SECONDS=0),
