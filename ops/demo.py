@@ -1,6 +1,13 @@
 """``python -m ops.demo`` (``./scripts/demo``): run the whole engine for a few minutes against
 the local OKX simulator, show progress, then print what happened, read from the database.
 
+Options:
+  --minutes N    how long to run (default 3; Ctrl-C stops earlier, with the same summary)
+  --every S      seconds between progress lines (default 5)
+  --seed N       the simulated market's seed (default 42: same seed, same market)
+  --workers N    ``celery worker`` processes, one pool process each (default 2)
+  --home DIR     the embedded stores and the logs (default var/demo; wiped at start)
+
 What it starts, each as a subprocess logging to ``var/demo/logs/NAME.log``:
 
 - ``python -m simulator`` on a free loopback port: a generated market (fixed ``--seed``) whose
@@ -60,6 +67,8 @@ ENGINE_ENV = {
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "text",
 }
+DEFAULT_HOME = ROOT / "var" / "demo"
+MARKER = ".limitflow-demo"
 STOP_ORDER = ("feed", "orders-stream", "beat")  # then the workers, then the simulator
 
 
@@ -71,15 +80,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m ops.demo",
         description="Run the whole engine against the local OKX simulator, then summarise.",
-        epilog="Logs: var/demo/logs/*.log. Stores: var/demo (or DATABASE_URL/CELERY_BROKER_URL).",
+        epilog=(
+            "Stores: SQLite and a file-system broker in --home, or PostgreSQL and Redis when "
+            "DATABASE_URL and CELERY_BROKER_URL are set. Logs: HOME/logs/*.log."
+        ),
     )
-    parser.add_argument("--minutes", type=float, default=3.0, help="how long to run (default 3)")
-    parser.add_argument("--every", type=float, default=5.0, help="seconds between progress lines")
-    parser.add_argument("--seed", type=int, default=42, help="the simulated market's seed")
-    parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
-    parser.add_argument(
-        "--home", type=Path, default=ROOT / "var" / "demo", help="embedded stores and logs"
-    )
+    add = parser.add_argument
+    add("--minutes", type=float, default=3.0, help="how long to run (default: %(default)s)")
+    add("--every", type=float, default=5.0, help="seconds between progress lines (%(default)s)")
+    add("--seed", type=int, default=42, help="the simulated market's seed (%(default)s)")
+    add("--workers", type=int, default=2, help="celery worker processes (%(default)s)")
+    add("--home", type=Path, default=DEFAULT_HOME, help="stores and logs, wiped (var/demo)")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.every <= 0 or args.workers < 1:
         parser.error("--minutes and --every must be > 0, --workers >= 1")
@@ -103,9 +114,17 @@ class Demo:
     # Start-up ------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        if self.home.exists():
+        """Start from an empty home; wipe only a folder an earlier demo made (or an empty one)."""
+        marker = self.home / MARKER
+        if self.home.exists() and any(self.home.iterdir()):
+            if not marker.exists() and self.home != DEFAULT_HOME:
+                raise SystemExit(
+                    f"demo: {self.home} is not empty and was not made by the demo; "
+                    "choose another --home"
+                )
             shutil.rmtree(self.home)
         self.logs.mkdir(parents=True)
+        marker.write_text("made by python -m ops.demo; wiped at every start\n")
 
     def start_simulator(self) -> str:
         argv = [sys.executable, "-m", "simulator", "--port", "0", "--seed", str(self.args.seed)]
@@ -228,8 +247,9 @@ class Demo:
             self.start_engine()
             self.ticks = TickCounter(self.env["OKX_WS_PUBLIC_URL"], list(DEFAULT_INSTRUMENTS))
             self.ticks.start()
+            names = ", ".join(c.name for c in self.children.children)
             print(
-                f"demo: {len(self.children.children)} processes ready; running "
+                f"demo: {len(self.children.children)} processes ready ({names}); running "
                 f"{self.args.minutes:g} min (Ctrl-C stops early)",
                 flush=True,
             )
