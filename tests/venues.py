@@ -151,6 +151,7 @@ class MemoryVenue:
 
     def clear_faults(self) -> None:
         self.memory.clear_faults()
+        self.memory.set_latency(0.0)
 
     def delay_placements(self, seconds: float, *, lands: bool) -> None:
         self.memory.set_latency(seconds)

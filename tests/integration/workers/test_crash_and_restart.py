@@ -31,9 +31,7 @@ def test_kill_between_intent_and_placement_is_settled_by_purge(
     [victim] = cluster.pool.start(1)
     # The venue holds the placement request for 4 s: the worker dies while it waits, after
     # its intent is committed. Either the request still lands, or it never does.
-    cluster.venue.set_latency(4.0)
-    if not landed:
-        cluster.venue.inject("place_order", "timeout")
+    cluster.venue.delay_placements(4.0, lands=landed)
     msg = buy_message()
     cid = buy_cl_ord_id("hourly_limit_ws", msg["signal_id"])
     cluster.send(PROCESS_BUY_SIGNAL, msg)
@@ -41,7 +39,7 @@ def test_kill_between_intent_and_placement_is_settled_by_purge(
     time.sleep(0.5)
     victim.kill9()
     time.sleep(4.0)
-    cluster.venue.set_latency(0.0)
+    cluster.venue.clear_faults()
     assert order_states(cluster)[cid] == "pending_submit"  # the dead worker could not finish
 
     cluster.pool.start(1)  # its start-up purge may find the intent still too young
@@ -79,10 +77,10 @@ def test_restart_reconciles_what_changed_while_every_worker_was_down(cluster: Cl
 
     cluster.pool.kill_all()
     # While nobody listens: the ETH buy fills, the SOL buy is canceled, the take-profit fills.
-    cluster.venue.set_price("ETH-USDT", Decimal("3000"))
-    cluster.venue.cancel_order("SOL-USDT", cl_ord_id=cids[2])
-    cluster.venue.set_price("BTC-USDT", Decimal("61000"))
-    cluster.venue.drain_updates()  # those pushes are lost
+    with cluster.pushes_lost():
+        cluster.venue.set_price("ETH-USDT", Decimal("3000"))
+        cluster.venue.cancel_order("SOL-USDT", cl_ord_id=cids[2])
+        cluster.venue.set_price("BTC-USDT", Decimal("61000"))
 
     cluster.pool.start(1)  # reconciles once at start
     wait_for(

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from tests import builders
-from tests.integration.core.conftest import make_venue
 from tests.integration.workers.conftest import Cluster
 from tests.processes import ROOT, WorkerPool, wait_for
+from tests.venues import make_memory_exchange
 from worker.app import PROCESS_BUY_SIGNAL, make_app
 from worker.exchange.memory import serve_memory_exchange
 from worker.ledger.db import Ledger
@@ -59,6 +59,8 @@ def test_bad_configuration_stops_with_one_sentence(
         assert words in line and "Traceback" not in done.stderr
 
 
+# Beat and the reconcile schedule do not depend on the venue: the in-memory one is enough.
+@pytest.mark.parametrize("cluster", ["memory"], indirect=True)
 def test_beat_runs_both_reconcile_tasks_on_its_interval(cluster: Cluster, tmp_path: Path) -> None:
     cluster.env["MEMORY_SYNC_INTERVAL_SECONDS"] = "1"
     [worker] = cluster.pool.start(1)
@@ -90,7 +92,7 @@ def test_the_embedded_default_runs_without_any_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite and the file-system broker: a worker process buys from an enqueued signal."""
-    venue = make_venue()
+    venue = make_memory_exchange()
     server = serve_memory_exchange(venue)
     env = {
         "LIMITFLOW_HOME": str(tmp_path),
