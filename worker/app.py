@@ -20,6 +20,7 @@ from typing import Any
 from celery import Celery
 
 from beat_schedule import PURGE_PENDING, SYNC_ACTIVE_ORDERS, beat_schedule
+from worker.fs_broker import TRANSPORT as FS_TRANSPORT
 from worker.settings import Settings, get_settings
 
 # Task names are part of the public contract: producers call ``app.send_task(NAME, ...)``
@@ -47,6 +48,7 @@ QUEUE = "limitflow"
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
+    config_extra: dict[str, Any] = {}
     if settings.broker_url.startswith("filesystem://"):
         folder = settings.broker_folder
         for sub in ("queue", "processed", "control"):
@@ -59,6 +61,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "store_processed": False,
             "polling_interval": 0.05,
         }
+        config_extra["broker_transport"] = FS_TRANSPORT  # atomic writes: see worker.fs_broker
     if settings.result_backend.startswith("db+sqlite"):
         settings.home.mkdir(parents=True, exist_ok=True)
     return {
@@ -86,6 +89,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # watches (its enable_events option), so they are off by default.
         "worker_send_task_events": False,
         "worker_redirect_stdouts": False,
+        **config_extra,
     }
 
 
