@@ -19,6 +19,7 @@ def _connection(folder: Path) -> Connection:
         "data_folder_out": str(folder),
         "processed_folder": str(folder.parent / "processed"),
         "store_processed": False,
+        "control_folder": str(folder.parent / "control"),
     }
     return Connection("filesystem://", transport=TRANSPORT, transport_options=options)
 
