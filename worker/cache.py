@@ -73,7 +73,7 @@ class WorkerCache:
     def __init__(
         self,
         *,
-        max_entries: int = 10_000,
+        max_entries: int = 4096,
         seen_ttl: float = 60.0,
         busy_ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
