@@ -122,7 +122,11 @@ class Engine:
             if cand is not None:
                 self._buy(cand, state, self.gap.order_usdt, tick.ts)
         if self.stable is not None:
-            cand = stable.evaluate(self.stable, state, tick)
+            try:
+                cand = stable.evaluate(self.stable, state, tick)
+            except BadInput as exc:  # a 24h field, parsed only when the price triggered
+                self.reject(exc.reason, exc.detail)
+                cand = None
             if cand is not None:
                 self._buy(cand, state, self.stable.order_usdt, tick.ts)
         if self.batch is not None:

@@ -74,7 +74,12 @@ def timestamp(value: Any) -> int:
 
 
 def parse_ticker(item: Any, day_fields: bool = True) -> Tick:
-    """One element of a ``tickers`` push's ``data`` array (24h/day fields if ``day_fields``)."""
+    """One element of a ``tickers`` push's ``data`` array.
+
+    With ``day_fields``, ``sodUtc0`` is parsed at once and the raw item is kept so that the
+    24h statistics can be parsed later by ``day_stats``, only when a trigger needs them:
+    most ticks never do, and decimal parsing is the feed's largest cost.
+    """
     if type(item) is not dict:
         raise BadInput("not_object", "data[]")
     inst_id = item.get("instId")
@@ -84,22 +89,32 @@ def parse_ticker(item: Any, day_fields: bool = True) -> Tick:
     bid = item.get("bidPx")
     if bid:
         tick.bid = price(bid, "bidPx")
-    if not day_fields:
-        return tick
-    tick.sod_utc0 = _optional(item, "sodUtc0")
-    tick.high24h = _optional(item, "high24h")
-    tick.low24h = _optional(item, "low24h")
-    vol = item.get("volCcy24h")
-    if vol is not None and vol != "":
-        if type(vol) is not str:
-            raise BadInput("bad_number", "volCcy24h")
-        try:
-            tick.vol_ccy24h = Decimal(vol)
-        except InvalidOperation:
-            raise BadInput("bad_number", "volCcy24h") from None
-        if not tick.vol_ccy24h.is_finite() or tick.vol_ccy24h < _ZERO:
-            raise BadInput("bad_number", "volCcy24h")
+    if day_fields:
+        tick.sod_utc0 = _optional(item, "sodUtc0")
+        tick.raw = item
     return tick
+
+
+def day_stats(tick: Tick) -> tuple[Decimal, Decimal, Decimal] | None:
+    """``(high24h, low24h, volCcy24h)`` of a tick parsed with day fields, None if missing."""
+    item = tick.raw
+    if item is None:
+        return None
+    high, low = _optional(item, "high24h"), _optional(item, "low24h")
+    vol = item.get("volCcy24h")
+    if high is None or low is None or vol is None or vol == "":
+        return None
+    if type(vol) is int or type(vol) is float:
+        vol = repr(vol)
+    if type(vol) is not str:
+        raise BadInput("bad_number", "volCcy24h")
+    try:
+        volume = Decimal(vol)
+    except InvalidOperation:
+        raise BadInput("bad_number", "volCcy24h") from None
+    if not volume.is_finite() or volume < _ZERO:
+        raise BadInput("bad_number", "volCcy24h")
+    return high, low, volume
 
 
 def parse_candle(row: Any) -> tuple[int, Decimal]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from worker.domain.money import InstrumentRules
 
@@ -34,9 +34,7 @@ class Tick:
     ts: int
     bid: Decimal | None = None
     sod_utc0: Decimal | None = None
-    high24h: Decimal | None = None
-    low24h: Decimal | None = None
-    vol_ccy24h: Decimal | None = None
+    raw: dict[str, Any] | None = None  # the push item, for fields parsed only when needed
 
 
 class InstrumentState:

@@ -4,6 +4,7 @@ price reaches it; one buy per instrument per UTC day."""
 
 from __future__ import annotations
 
+from feed.parse import day_stats
 from feed.state import DAY_MS, InstrumentState, Tick
 from feed.strategies.base import Candidate, already_fired, day_bucket
 from worker.strategy_config import StableBuyParams
@@ -13,12 +14,16 @@ STRATEGY = "stable_buy_ws"
 
 def evaluate(params: StableBuyParams, state: InstrumentState, tick: Tick) -> Candidate | None:
     """The buy ``tick`` triggers, if any."""
-    sod, high, low, vol = tick.sod_utc0, tick.high24h, tick.low24h, tick.vol_ccy24h
-    if sod is None or high is None or low is None or vol is None:
+    sod = tick.sod_utc0
+    if sod is None:
         return None
     limit = sod * (1 - params.drop_pct)
     if tick.last > limit:
         return None
+    stats = day_stats(tick)  # parsed only now that the price has triggered
+    if stats is None:
+        return None
+    high, low, vol = stats
     if vol < params.min_volume_usdt or (high - low) / low > params.max_range:
         return None
     day = tick.ts // DAY_MS

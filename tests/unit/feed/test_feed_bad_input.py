@@ -45,7 +45,6 @@ def item(**fields: object) -> bytes:
         (item(last="0"), "non_positive"),
         (item(last="-1"), "non_positive"),
         (item(bidPx="-1"), "non_positive"),
-        (item(volCcy24h="x"), "bad_number"),
         (item(ts="soon"), "bad_ts"),
         (item(ts="-5"), "bad_ts"),
         (item(instId="NOPE-USDT"), "unknown_instrument"),
@@ -62,6 +61,20 @@ def test_bad_input_is_counted_without_signal(raw: bytes, reason: str) -> None:
     assert h.engine.bad[reason] == 1
     assert sum(h.engine.bad.values()) == 1
     assert h.signals == []
+
+
+def test_a_bad_24h_field_is_counted_when_stable_needs_it_and_spoils_nothing_else() -> None:
+    # The 24h statistics are parsed only once Stable's price trigger is reached.
+    day = {"sodUtc0": "100", "high24h": "101", "low24h": "99"}
+    h = harness()
+    signals = h.engine.handle_raw(item(last="97", volCcy24h="x", **day))
+    assert signals is None
+    assert h.engine.bad["bad_number"] == 1
+    # Hourly (3 % under its 100 open) still bought on the same, otherwise good, tick.
+    assert [s.strategy for s in h.signals] == ["hourly_limit_ws"]
+    h2 = harness()
+    h2.engine.handle_raw(item(last="99.9", volCcy24h="x", **day))  # Stable not triggered
+    assert sum(h2.engine.bad.values()) == 0 and h2.signals == []
 
 
 def test_timestamps_going_backwards_are_refused() -> None:
