@@ -29,7 +29,7 @@ from worker.app import (
     VERIFY_ORDER,
     app,
 )
-from worker.domain.errors import Retryable
+from worker.domain.errors import ExchangeError, Retryable
 from worker.logs import configure_logging, log_event
 from worker.runtime import get_runtime
 from worker.services import reconcile
@@ -190,8 +190,25 @@ def _child_logging(**_: Any) -> None:
 def _reconcile_at_start(sender: Any = None, **_: Any) -> None:
     """Reconcile once when a worker starts: orders may have changed while it was away."""
     log_event(log, "worker.ready", hostname=getattr(sender, "hostname", "?"))
+    _check_clock()
     app.send_task(PURGE_PENDING)
     app.send_task(SYNC_ACTIVE_ORDERS)
+
+
+def _check_clock() -> None:
+    """Warn at start when our clock is off OKX's (it refuses requests 30 s off)."""
+    settings = get_settings()
+    if settings.LIMITFLOW_EXCHANGE != "okx":
+        return
+    from worker.exchange.okx import OkxExchange
+
+    exchange = OkxExchange.from_settings(settings)
+    try:
+        exchange.server_time()  # logs okx.clock_skew when the clocks disagree
+    except ExchangeError as exc:
+        log_event(log, "okx.clock_check_failed", level=logging.WARNING, error=str(exc))
+    finally:
+        exchange.close()
 
 
 @beat_init.connect
