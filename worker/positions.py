@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -25,16 +26,14 @@ class OpenPosition:
     exit_after_ms: int
 
 
-_ledgers: dict[str, Ledger] = {}
+@functools.lru_cache(maxsize=4)
+def _ledger(url: str) -> Ledger:
+    return Ledger.from_url(url)
 
 
 def open_positions(settings: Settings) -> list[OpenPosition]:
     """Every unsold lot, straight from the database."""
-    url = settings.database_url
-    ledger = _ledgers.get(url)
-    if ledger is None:
-        ledger = _ledgers.setdefault(url, Ledger.from_url(url))
-    with ledger.engine.connect() as conn:
+    with _ledger(settings.database_url).engine.connect() as conn:
         rows = conn.execute(
             select(
                 Lot.inst_id,
