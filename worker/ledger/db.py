@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, update
+from sqlalchemy import Connection, Engine, Executable, create_engine, event, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +64,11 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+# What the ledger operations execute on: an ORM session, or a bare Core connection (the
+# buy path's, which skips the session's unit-of-work machinery it does not use).
+Executor = Session | Connection
+
+
 class Ledger:
     """The database handle of one process: an engine and transactions on it."""
 
@@ -71,6 +76,19 @@ class Ledger:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._pid = os.getpid()
+        self.sqlite = is_sqlite(engine)
+        self._dialect = sqlite if self.sqlite else postgresql
+        # Each statement is built once and executed with bound values: no statement building
+        # and no cache-key computation per call, only the compiled-cache lookup.
+        self._insert_ignore: dict[type[Any], Executable] = {}
+        slot_insert = self._dialect.insert(Slot.__table__)
+        self._lock_slot = slot_insert.on_conflict_do_update(
+            index_elements=[Slot.inst_id, Slot.strategy],
+            set_={"strategy": slot_insert.excluded.strategy},
+        )
+        # Statements that are a whole transaction by themselves run without BEGIN/COMMIT
+        # round trips on PostgreSQL (SQLite keeps its BEGIN IMMEDIATE transaction).
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
     def from_url(cls, url: str) -> Ledger:
@@ -89,26 +107,47 @@ class Ledger:
         with self._sessions() as session, session.begin():
             yield session
 
-    def insert_ignore(self, session: Session, model: type[Any], values: dict[str, Any]) -> bool:
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A Core connection in one transaction (``begin`` without the ORM session):
+        committed on success, rolled back on error. On SQLite it is ``BEGIN IMMEDIATE`` too.
+        """
+        self._check_fork()
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def single_statement(self) -> Iterator[Connection]:
+        """A connection for ONE statement that is a transaction by itself.
+
+        PostgreSQL: autocommit, so the statement costs one round trip instead of three
+        (BEGIN, statement, COMMIT). SQLite: a ``BEGIN IMMEDIATE`` transaction as usual.
+        """
+        if self.sqlite:
+            with self.connect() as conn:
+                yield conn
+            return
+        self._check_fork()
+        with self._autocommit.connect() as conn:
+            yield conn
+
+    def insert_ignore(self, session: Executor, model: type[Any], values: dict[str, Any]) -> bool:
         """INSERT ... ON CONFLICT DO NOTHING; return whether a row was inserted."""
-        dialect = sqlite if is_sqlite(self.engine) else postgresql
-        stmt = dialect.insert(model).values(**values).on_conflict_do_nothing()
-        result = session.execute(stmt)
+        stmt = self._insert_ignore.get(model)
+        if stmt is None:
+            stmt = self._dialect.insert(model.__table__).on_conflict_do_nothing()
+            self._insert_ignore[model] = stmt
+        result = session.execute(stmt, values)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def lock_slot(self, session: Session, inst_id: str, strategy: str) -> None:
+    def lock_slot(self, session: Executor, inst_id: str, strategy: str) -> None:
         """Lock the slot's row for the rest of the transaction, creating it if needed.
 
         One statement: an upsert locks the row it inserts or conflicts with, like
         ``SELECT ... FOR UPDATE`` (on SQLite the transaction already holds the write lock).
         """
-        dialect = sqlite if is_sqlite(self.engine) else postgresql
-        stmt = dialect.insert(Slot).values(inst_id=inst_id, strategy=strategy, created_at=utcnow())
         session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[Slot.inst_id, Slot.strategy],
-                set_={"strategy": stmt.excluded.strategy},
-            )
+            self._lock_slot, {"inst_id": inst_id, "strategy": strategy, "created_at": utcnow()}
         )
 
     @contextlib.contextmanager

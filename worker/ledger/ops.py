@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BindParameter, Select, bindparam, exists, func, select, update
+from sqlalchemy import BindParameter, Select, Table, Update, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from worker.domain.errors import IllegalTransition
@@ -24,7 +24,7 @@ from worker.domain.orders import (
     event_for_exchange_state,
 )
 from worker.exchange.port import OrderSnapshot
-from worker.ledger.db import Ledger, is_sqlite, lock_key
+from worker.ledger.db import Executor, Ledger, lock_key
 from worker.ledger.models import EngineFlag, Fill, Lot, Order, Signal
 from worker.signals import BuySignal, SellSignal, to_message
 
@@ -35,7 +35,7 @@ NEVER_HAPPENED = [OrderState.REJECTED.value, OrderState.FAILED.value]
 
 def record_signal(
     ledger: Ledger,
-    session: Session,
+    session: Executor,
     *,
     signal_id: str,
     kind: str,
@@ -71,7 +71,7 @@ def record_signal(
 
 def record_outcome(
     ledger: Ledger,
-    session: Session,
+    session: Executor,
     signal: BuySignal | SellSignal,
     now: datetime,
     outcome: str,
@@ -117,7 +117,7 @@ BLOCKER_REASONS = ("duplicate", "slot_busy", "unsold_lot", "cooldown", "paused")
 
 
 def slot_blocker(
-    session: Session,
+    session: Executor,
     inst_id: str,
     strategy: str,
     now: datetime,
@@ -137,19 +137,26 @@ def slot_blocker(
     return next((reason for reason, hit in zip(BLOCKER_REASONS, row, strict=True) if hit), None)
 
 
-def open_positions_count(ledger: Ledger, session: Session) -> int:
+def _positions_query(with_lock: bool) -> Select[Any]:
+    buys = select(func.count()).where(Order.side == "buy", Order.state.in_(OPEN))
+    lots = select(func.count()).where(Lot.state == "open")
+    columns: list[Any] = [buys.scalar_subquery(), lots.scalar_subquery()]
+    if with_lock:
+        columns.append(func.pg_advisory_xact_lock(lock_key("open_positions")))
+    return select(*columns)
+
+
+# Built once, like BLOCKER_QUERY: without the lock for SQLite, with it for PostgreSQL.
+POSITIONS_QUERY = {True: _positions_query(False), False: _positions_query(True)}
+
+
+def open_positions_count(ledger: Ledger, session: Executor) -> int:
     """Slots holding something: open buys plus unsold lots (risk limit MAX_OPEN_POSITIONS).
 
     Positions span slots, so the count is taken under a transaction-wide lock that
     serializes the admissions that may add one (on SQLite every write is serialized anyway).
     """
-    buys = select(func.count()).where(Order.side == "buy", Order.state.in_(OPEN))
-    lots = select(func.count()).where(Lot.state == "open")
-    columns: list[Any] = [buys.scalar_subquery(), lots.scalar_subquery()]
-    if not is_sqlite(ledger.engine):
-        key = lock_key("open_positions")
-        columns.append(func.pg_advisory_xact_lock(key))
-    row = session.execute(select(*columns)).one()
+    row = session.execute(POSITIONS_QUERY[ledger.sqlite]).one()
     return int(row[0]) + int(row[1])
 
 
@@ -226,18 +233,32 @@ def apply_event_to(order: Order, event: OrderEvent, now: datetime, error: str = 
     return False
 
 
-def accept_if_pending(session: Session, order_id: int, ord_id: str, now: datetime) -> bool:
+def _accept_statement() -> Update:
+    source = OrderState.PENDING_SUBMIT
+    target = apply_event(source, OrderEvent.ACCEPTED)
+    orders = cast(Table, Order.__table__)
+    return (
+        update(orders)
+        .where(orders.c.id == bindparam("b_order_id"), orders.c.state == source.value)
+        .values(
+            state=target.value,
+            ord_id=bindparam("b_ord_id", type_=orders.c.ord_id.type),
+            updated_at=bindparam("b_now", type_=orders.c.updated_at.type),
+        )
+    )
+
+
+ACCEPT_IF_PENDING = _accept_statement()
+
+
+def accept_if_pending(session: Executor, order_id: int, ord_id: str, now: datetime) -> bool:
     """Move a ``pending_submit`` order to the table's target for ACCEPTED in one statement.
 
     A compare-and-set that needs no slot lock: it only ever moves the order out of
     ``pending_submit``; return False (changing nothing) when the order is already elsewhere.
     """
-    source = OrderState.PENDING_SUBMIT
-    target = apply_event(source, OrderEvent.ACCEPTED)
     result = session.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.state == source.value)
-        .values(state=target.value, ord_id=ord_id, updated_at=now)
+        ACCEPT_IF_PENDING, {"b_order_id": order_id, "b_ord_id": ord_id, "b_now": now}
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

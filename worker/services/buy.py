@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 
 from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
@@ -34,6 +34,10 @@ class BuyResult:
 
 log = logging.getLogger("limitflow.buy")
 
+_ORDERS = cast(Table, Order.__table__)
+# Built once; executed on a Core connection with the row's values (no unit of work).
+INSERT_INTENT = insert(_ORDERS).returning(_ORDERS.c.id)
+
 
 def fallback_signal_id(message: Any) -> str:
     """An id for a message too broken to carry its own: a hash of its content."""
@@ -47,7 +51,7 @@ def record_invalid(rt: Runtime, message: Any, kind: str, error: str) -> str:
     signal_id = given if isinstance(given, str) and 0 < len(given) <= 200 else None
     signal_id = signal_id or fallback_signal_id(message)
     payload = message if isinstance(message, dict) else {"message": repr(message)[:500]}
-    with rt.ledger.begin() as s:
+    with rt.ledger.connect() as s:
         inserted = ops.record_signal(
             rt.ledger,
             s,
@@ -77,7 +81,7 @@ def record_invalid(rt: Runtime, message: Any, kind: str, error: str) -> str:
 def record_unexecuted(rt: Runtime, message: Any, error: str) -> BuyResult:
     """Record a valid signal that could not be executed (the exchange kept failing)."""
     signal = parse_buy(message)
-    with rt.ledger.begin() as s:
+    with rt.ledger.connect() as s:
         ops.record_outcome(rt.ledger, s, signal, rt.now(), "skipped", "exchange_error", error)
     slot = f"{signal.inst_id}/{signal.strategy}"
     return BuyResult(signal.signal_id, slot, "skipped", "exchange_error")
@@ -96,7 +100,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
     now = rt.now()
 
     def skip(reason: str, detail: str = "", *, cache_busy: bool = False) -> BuyResult:
-        with rt.ledger.begin() as s:
+        with rt.ledger.connect() as s:
             ops.record_outcome(rt.ledger, s, signal, now, "skipped", reason, detail)
         rt.cache.remember_signal(signal.signal_id, "skipped")
         if cache_busy:
@@ -118,7 +122,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         return skip("invalid_instrument", str(exc))
     px, sz, size_problem = _order_size(signal, rules, settings.MAX_ORDER_USDT)
 
-    with rt.ledger.begin() as s:
+    with rt.ledger.connect() as s:
         rt.ledger.lock_slot(s, signal.inst_id, signal.strategy)
         reason = ops.slot_blocker(
             s,
@@ -143,22 +147,21 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
             cl_ord_id = buy_cl_ord_id(signal.strategy, signal.signal_id)
             # A plain INSERT ... RETURNING: the hot path needs no unit of work.
             order_id = s.execute(
-                insert(Order)
-                .values(
-                    cl_ord_id=cl_ord_id,
-                    inst_id=signal.inst_id,
-                    strategy=signal.strategy,
-                    side="buy",
-                    purpose="entry",
-                    state=OrderState.PENDING_SUBMIT.value,
-                    px=px,
-                    sz=sz,
-                    signal_id=signal.signal_id,
-                    created_at=now,
-                    updated_at=now,
-                    submitted_at=now,
-                )
-                .returning(Order.id)
+                INSERT_INTENT,
+                {
+                    "cl_ord_id": cl_ord_id,
+                    "inst_id": signal.inst_id,
+                    "strategy": signal.strategy,
+                    "side": "buy",
+                    "purpose": "entry",
+                    "state": OrderState.PENDING_SUBMIT.value,
+                    "px": px,
+                    "sz": sz,
+                    "signal_id": signal.signal_id,
+                    "created_at": now,
+                    "updated_at": now,
+                    "submitted_at": now,
+                },
             ).scalar_one()
             ops.record_outcome(rt.ledger, s, signal, now, "accepted", order_id=order_id)
             intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id)

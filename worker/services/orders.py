@@ -99,9 +99,11 @@ def send(rt: Runtime, intent: Intent) -> str:
         _note_error(rt, intent.order_id, f"{type(exc).__name__}: {exc}")
         rt.schedule(VERIFY_ORDER, [intent.order_id, 0], countdown=VERIFY_DELAYS[0])
         return "unknown"
-    with rt.ledger.begin() as s:
-        if not ops.accept_if_pending(s, intent.order_id, placement.ord_id, rt.now()):
-            # News overtook the answer (a fill pushed first, say): apply it the long way.
+    with rt.ledger.single_statement() as conn:
+        accepted = ops.accept_if_pending(conn, intent.order_id, placement.ord_id, rt.now())
+    if not accepted:
+        # News overtook the answer (a fill pushed first, say): apply it the long way.
+        with rt.ledger.begin() as s:
             order = lock_order(rt, s, intent.order_id, (intent.inst_id, intent.strategy))
             assert order is not None
             if order.ord_id is None:
