@@ -11,7 +11,21 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Select, Table, Update, bindparam, exists, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from worker.domain.errors import IllegalTransition
@@ -31,6 +45,18 @@ from worker.signals import BuySignal, SellSignal, to_message
 OPEN = [s.value for s in OPEN_STATES]
 # Buys that end like this never happened, so they neither block nor start a cooldown.
 NEVER_HAPPENED = [OrderState.REJECTED.value, OrderState.FAILED.value]
+
+
+def _constants(values: list[str]) -> list[Any]:
+    """Our own state names written into the SQL: an ``IN`` list of bound values would be
+    re-rendered ("expanded") on every execution of a statement that is otherwise built once.
+    """
+    assert all(v.isidentifier() for v in values)
+    return [literal_column(f"'{v}'") for v in values]
+
+
+OPEN_SQL = _constants(OPEN)
+NEVER_HAPPENED_SQL = _constants(NEVER_HAPPENED)
 
 
 def record_signal(
@@ -97,26 +123,32 @@ def record_outcome(
     )
 
 
-def _blocker_query() -> Select[bool, bool, bool, bool, bool]:
+def _blocker_query(lock_positions: bool) -> Select[Any]:
     inst_id: BindParameter[str] = bindparam("inst_id")
     strategy: BindParameter[str] = bindparam("strategy")
     in_slot = (Order.inst_id == inst_id) & (Order.strategy == strategy)
     recent = in_slot & (Order.side == "buy") & (Order.created_at > bindparam("since"))
-    return select(
+    columns: list[Any] = [
         exists().where(Signal.signal_id == bindparam("signal_id")),
-        exists().where(in_slot, Order.state.in_(OPEN)),
+        exists().where(in_slot, Order.state.in_(OPEN_SQL)),
         exists().where(Lot.inst_id == inst_id, Lot.strategy == strategy, Lot.state == "open"),
-        exists().where(recent, Order.state.not_in(NEVER_HAPPENED)),
+        exists().where(recent, Order.state.not_in(NEVER_HAPPENED_SQL)),
         exists().where(EngineFlag.name == "paused", EngineFlag.enabled.is_(True)),
-    )
+    ]
+    if lock_positions:
+        columns.append(func.pg_advisory_xact_lock(POSITIONS_LOCK))
+    return select(*columns)
 
 
-# Built once: the hot path binds values instead of building the statement again.
-BLOCKER_QUERY = _blocker_query()
+POSITIONS_LOCK = lock_key("open_positions")
+# Built once (the hot path binds values instead of building the statement again), keyed by
+# ``Ledger.sqlite``: PostgreSQL's also takes the positions lock (see ``open_positions_count``).
+BLOCKER_QUERY = {True: _blocker_query(False), False: _blocker_query(True)}
 BLOCKER_REASONS = ("duplicate", "slot_busy", "unsold_lot", "cooldown", "paused")
 
 
 def slot_blocker(
+    ledger: Ledger,
     session: Executor,
     inst_id: str,
     strategy: str,
@@ -126,28 +158,24 @@ def slot_blocker(
 ) -> str | None:
     """Why the slot cannot buy now, or None: ``duplicate`` (``signal_id`` already recorded),
     ``slot_busy``, ``unsold_lot``, ``cooldown``, ``paused``, in that order of precedence.
-    One round trip to the database.
+    One round trip to the database, which on PostgreSQL also takes the transaction-wide
+    positions lock that ``open_positions_count`` needs.
     """
     # With no guard window the cooldown looks back to "now": no buy is that recent.
     since = now - timedelta(seconds=guard_seconds) if guard_seconds > 0 else now
     row = session.execute(
-        BLOCKER_QUERY,
+        BLOCKER_QUERY[ledger.sqlite],
         {"inst_id": inst_id, "strategy": strategy, "since": since, "signal_id": signal_id or ""},
     ).one()
-    return next((reason for reason, hit in zip(BLOCKER_REASONS, row, strict=True) if hit), None)
+    hits = row[: len(BLOCKER_REASONS)]
+    return next((reason for reason, hit in zip(BLOCKER_REASONS, hits, strict=True) if hit), None)
 
 
-def _positions_query(with_lock: bool) -> Select[Any]:
-    buys = select(func.count()).where(Order.side == "buy", Order.state.in_(OPEN))
-    lots = select(func.count()).where(Lot.state == "open")
-    columns: list[Any] = [buys.scalar_subquery(), lots.scalar_subquery()]
-    if with_lock:
-        columns.append(func.pg_advisory_xact_lock(lock_key("open_positions")))
-    return select(*columns)
-
-
-# Built once, like BLOCKER_QUERY: without the lock for SQLite, with it for PostgreSQL.
-POSITIONS_QUERY = {True: _positions_query(False), False: _positions_query(True)}
+# Built once.
+POSITIONS_QUERY = select(
+    select(func.count()).where(Order.side == "buy", Order.state.in_(OPEN_SQL)).scalar_subquery(),
+    select(func.count()).where(Lot.state == "open").scalar_subquery(),
+)
 
 
 def open_positions_count(ledger: Ledger, session: Executor) -> int:
@@ -155,9 +183,126 @@ def open_positions_count(ledger: Ledger, session: Executor) -> int:
 
     Positions span slots, so the count is taken under a transaction-wide lock that
     serializes the admissions that may add one (on SQLite every write is serialized anyway).
+    On PostgreSQL ``slot_blocker`` took that lock in an EARLIER statement: a statement sees
+    what was committed before it started, so a count in the very statement that waits for
+    the lock could miss the position its holder just committed.
     """
-    row = session.execute(POSITIONS_QUERY[ledger.sqlite]).one()
+    row = session.execute(POSITIONS_QUERY).one()
     return int(row[0]) + int(row[1])
+
+
+_ORDERS = cast(Table, Order.__table__)
+_SIGNALS = cast(Table, Signal.__table__)
+_INTENT_COLUMNS = (
+    "cl_ord_id",
+    "inst_id",
+    "strategy",
+    "side",
+    "purpose",
+    "state",
+    "px",
+    "sz",
+    "signal_id",
+    "created_at",
+    "updated_at",
+    "submitted_at",
+)
+_SIGNAL_COLUMNS = (
+    "signal_id",
+    "kind",
+    "strategy",
+    "inst_id",
+    "outcome",
+    "reason",
+    "detail",
+    "created_ms",
+    "received_at",
+    "payload",
+)
+
+
+def _admit_statements() -> tuple[Any, Any]:
+    """The intent's INSERT (SQLite: after ``open_positions_count``, before ``record_outcome``)
+    and PostgreSQL's one statement for all three: insert the intent if the positions count
+    is below the limit, and the signal's row with it."""
+    insert_order = insert(_ORDERS).returning(_ORDERS.c.id)
+    values = [bindparam(c, type_=_ORDERS.c[c].type) for c in _INTENT_COLUMNS]
+    positions = POSITIONS_QUERY.subquery()
+    below_limit = select(*values).where(
+        select(positions.c[0] + positions.c[1]).scalar_subquery()
+        < bindparam("limit", type_=BigInteger())
+    )
+    order = (
+        insert(_ORDERS)
+        .from_select(_INTENT_COLUMNS, below_limit)
+        .returning(_ORDERS.c.id)
+        .cte("intent")
+    )
+    signal_values = [bindparam(f"signal_{c}", type_=_SIGNALS.c[c].type) for c in _SIGNAL_COLUMNS]
+    signal = (
+        postgresql.insert(_SIGNALS)
+        .from_select([*_SIGNAL_COLUMNS, "order_id"], select(*signal_values, order.c.id))
+        .on_conflict_do_nothing()
+    )
+    return insert_order, select(order.c.id).add_cte(signal.cte("intent_signal"))
+
+
+INSERT_INTENT, ADMIT = _admit_statements()
+
+
+def admit(
+    ledger: Ledger,
+    session: Executor,
+    signal: BuySignal,
+    now: datetime,
+    cl_ord_id: str,
+    px: Decimal,
+    sz: Decimal,
+    max_positions: int,
+) -> int | None:
+    """Unless ``open_positions_count`` has reached ``max_positions`` (then return None and
+    write nothing), insert a buy's intent (``pending_submit``) and record its signal as
+    accepted; return the order's id. Plain INSERTs: the hot path needs no unit of work.
+
+    PostgreSQL: one statement, whose count sees every position committed before it started:
+    all of them, since ``slot_blocker`` took the positions lock in an earlier statement.
+    """
+    values: dict[str, Any] = {
+        "cl_ord_id": cl_ord_id,
+        "inst_id": signal.inst_id,
+        "strategy": signal.strategy,
+        "side": "buy",
+        "purpose": "entry",
+        "state": OrderState.PENDING_SUBMIT.value,
+        "px": px,
+        "sz": sz,
+        "signal_id": signal.signal_id,
+        "created_at": now,
+        "updated_at": now,
+        "submitted_at": now,
+    }
+    if ledger.sqlite:
+        if open_positions_count(ledger, session) >= max_positions:
+            return None
+        order_id: int = session.execute(INSERT_INTENT, values).scalar_one()
+        record_outcome(ledger, session, signal, now, "accepted", order_id=order_id)
+        return order_id
+    # The row record_outcome would write, in the same statement as the order.
+    values.update(
+        limit=max_positions,
+        signal_signal_id=signal.signal_id[:200],
+        signal_kind=signal.kind,
+        signal_strategy=signal.strategy,
+        signal_inst_id=signal.inst_id,
+        signal_outcome="accepted",
+        signal_reason="",
+        signal_detail="",
+        signal_created_ms=signal.created_at,
+        signal_received_at=now,
+        signal_payload=to_message(signal),
+    )
+    admitted: int | None = session.execute(ADMIT, values).scalar_one_or_none()
+    return admitted
 
 
 def is_paused(session: Session) -> bool:

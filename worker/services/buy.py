@@ -5,17 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from sqlalchemy import Table, insert
 
 from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
-from worker.domain.orders import OrderState
 from worker.ledger import ops
-from worker.ledger.models import Order
 from worker.runtime import Runtime
 from worker.services.orders import Intent, send
 from worker.signals import BuySignal, parse_buy
@@ -33,10 +30,6 @@ class BuyResult:
 
 
 log = logging.getLogger("limitflow.buy")
-
-_ORDERS = cast(Table, Order.__table__)
-# Built once; executed on a Core connection with the row's values (no unit of work).
-INSERT_INTENT = insert(_ORDERS).returning(_ORDERS.c.id)
 
 
 def fallback_signal_id(message: Any) -> str:
@@ -125,6 +118,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
     with rt.ledger.connect() as s:
         rt.ledger.lock_slot(s, signal.inst_id, signal.strategy)
         reason = ops.slot_blocker(
+            rt.ledger,
             s,
             signal.inst_id,
             signal.strategy,
@@ -139,32 +133,15 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         if reason is None and size_problem:
             reason, detail = size_problem
         limit = settings.MAX_OPEN_POSITIONS
-        if reason is None and ops.open_positions_count(rt.ledger, s) >= limit:
-            reason, detail = "risk_limit", f"MAX_OPEN_POSITIONS={limit}"
+        if reason is None:
+            cl_ord_id = buy_cl_ord_id(signal.strategy, signal.signal_id)
+            order_id = ops.admit(rt.ledger, s, signal, now, cl_ord_id, px, sz, limit)
+            if order_id is None:
+                reason, detail = "risk_limit", f"MAX_OPEN_POSITIONS={limit}"
+            else:
+                intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id)
         if reason is not None:
             ops.record_outcome(rt.ledger, s, signal, now, "skipped", reason, detail)
-        else:
-            cl_ord_id = buy_cl_ord_id(signal.strategy, signal.signal_id)
-            # A plain INSERT ... RETURNING: the hot path needs no unit of work.
-            order_id = s.execute(
-                INSERT_INTENT,
-                {
-                    "cl_ord_id": cl_ord_id,
-                    "inst_id": signal.inst_id,
-                    "strategy": signal.strategy,
-                    "side": "buy",
-                    "purpose": "entry",
-                    "state": OrderState.PENDING_SUBMIT.value,
-                    "px": px,
-                    "sz": sz,
-                    "signal_id": signal.signal_id,
-                    "created_at": now,
-                    "updated_at": now,
-                    "submitted_at": now,
-                },
-            ).scalar_one()
-            ops.record_outcome(rt.ledger, s, signal, now, "accepted", order_id=order_id)
-            intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id)
     rt.cache.remember_signal(signal.signal_id, "recorded")
     if reason is not None:
         if reason in ("slot_busy", "unsold_lot", "cooldown"):
