@@ -23,6 +23,7 @@ from worker.domain.errors import (
     OrderNotFound,
     OrderRejected,
     RateLimited,
+    RequestExpired,
     StateUnknown,
 )
 
@@ -37,6 +38,8 @@ _EXACT: dict[str, type[ExchangeError]] = {
     # answers 51016 or 50071, so both mean "look the order up".
     "50071": DuplicateClientOrderId,
     "51603": OrderNotFound,
+    # The request reached OKX after its expTime header and was not processed.
+    "50036": RequestExpired,
     "51400": CancelRejected,
     "51401": CancelRejected,
     "51402": CancelRejected,

@@ -108,14 +108,23 @@ class OkxRestClient:
         key: str = "",
         charges: Sequence[tuple[str, int]] = (),
         per_item: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> list[Any]:
         """POST a JSON body; with ``per_item`` return per-order failures instead of raising.
 
-        ``charges`` lists ``(instrument, orders)`` for batch endpoints counted per order.
+        ``charges`` lists ``(instrument, orders)`` for batch endpoints counted per order;
+        ``headers`` are sent besides the signature (``expTime``).
         """
         raw = json.dumps(body, separators=(",", ":"))
         return self._send(
-            "POST", path, path, raw, signed=True, charges=charges or [(key, 1)], per_item=per_item
+            "POST",
+            path,
+            path,
+            raw,
+            signed=True,
+            charges=charges or [(key, 1)],
+            per_item=per_item,
+            extra_headers=headers,
         )
 
     def _send(
@@ -128,11 +137,14 @@ class OkxRestClient:
         signed: bool,
         charges: Sequence[tuple[str, int]],
         per_item: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> list[Any]:
         endpoint = f"{method} {path}"
         for key, cost in charges:
             self._limiter.acquire(endpoint, key, cost)
         headers = self._sign(method, request_path, body) if signed else {}
+        if extra_headers:
+            headers.update(extra_headers)
         try:
             response = self._http.request(
                 method, request_path, content=body.encode() if body else None, headers=headers

@@ -7,6 +7,7 @@ every order the simulator has seen. ``simulator.control.SimControl`` is its clie
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -152,8 +153,11 @@ class AdminApi:
         }
 
     def reset(self, body: dict[str, Any]) -> Any:
+        """Forget orders and faults; ``{"clockToWall": true}`` also sets the clock to now."""
         self.sim.engine.reset()
         self.sim.faults.clear()
+        if body.get("clockToWall"):
+            self.sim.clock.restart(int(time.time() * 1000))
         return {"ok": True}
 
     async def clock(self, body: dict[str, Any]) -> Any:

@@ -37,6 +37,10 @@ class SimClock:
         """Move to ``ms`` (never backwards)."""
         self._rebase(max(self._now(), float(ms)))
 
+    def restart(self, ms: int) -> None:
+        """Move to ``ms`` even backwards (a test's fresh start; never in a running market)."""
+        self._rebase(float(ms))
+
     def pause(self) -> None:
         self._rebase(self._now())
         self.paused = True

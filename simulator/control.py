@@ -78,8 +78,9 @@ class SimControl:
     def placements(self, cl_ord_id: str) -> int:
         return int(self.orders()["placements"].get(cl_ord_id, 0))
 
-    def reset(self) -> None:
-        self._call("POST", "reset", {})
+    def reset(self, *, clock_to_wall: bool = False) -> None:
+        """Forget every order and fault (and move the clock to now with ``clock_to_wall``)."""
+        self._call("POST", "reset", {"clockToWall": True} if clock_to_wall else {})
 
     def clock(
         self,

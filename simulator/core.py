@@ -66,6 +66,7 @@ class Simulator:
         self.faults = Faults()
         self.stopping = asyncio.Event()
         self.missing_demo_header = 0
+        self.expired_requests = 0  # placements dropped because they arrived after expTime
         self._step_ms = max(1, int(config.step_seconds * 1000))
         self._next_step = self.clock.now_ms()
         self._replay_at = 0
@@ -294,4 +295,5 @@ class Simulator:
             "replayed": self._replay_at,
             "replayTotal": len(self.events),
             "missingDemoHeader": self.missing_demo_header,
+            "expiredRequests": self.expired_requests,
         }

@@ -116,10 +116,26 @@ class RestApi:
                 body = orjson.loads(raw) if raw.strip() else {}
             except orjson.JSONDecodeError:
                 return error("50002", "JSON syntax error", 400)
+            deadline = request.headers.get("expTime")
             fault = self.sim.faults.take(op)
-            return await self._run(fault, lambda: fn(self.sim.engine, body), timed=True)
+            return await self._run(fault, lambda: self._within(deadline, fn, body), timed=True)
 
         return handler
+
+    def _within(
+        self, deadline: str | None, fn: Callable[[Any, Any], dict[str, Any]], body: Any
+    ) -> dict[str, Any]:
+        """Do the work unless the request's ``expTime`` has passed on the simulator's clock:
+        OKX does not process a request that reaches it after its deadline."""
+        if deadline is not None:
+            if not deadline.isdigit():
+                raise RequestError("50036", f"Invalid expTime {deadline!r}")
+            if self.sim.clock.now_ms() > int(deadline):
+                self.sim.expired_requests += 1
+                raise RequestError(
+                    "50036", "The expTime can't be earlier than the current system time."
+                )
+        return fn(self.sim.engine, body)
 
     def _authenticate(self, request: web.Request, body: str) -> web.Response | None:
         if request.headers.get("x-simulated-trading") is None:

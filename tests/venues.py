@@ -280,7 +280,9 @@ class SimVenue:
     def __init__(self, handle: SimulatorHandle, *, collect_pushes: bool = True) -> None:
         self.handle = handle
         self.control = SimControl(handle.rest_url)
-        self.control.reset()
+        # Each test starts at the wall clock: an earlier test may have moved the simulator's
+        # clock hours ahead, and the engine's request deadlines (expTime) follow the wall.
+        self.control.reset(clock_to_wall=True)
         for rules in builders.INSTRUMENTS:
             px = builders.PRICES[rules.inst_id] * 2
             self.control.price(rules.inst_id, str(px))

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from worker.cache import TTLCache, WorkerCache
+from worker.domain.errors import InvalidInstrument
 from worker.domain.money import InstrumentRules
 from worker.exchange.port import Exchange
 from worker.ledger.db import Ledger, utcnow
@@ -41,12 +42,18 @@ class Runtime:
     def now(self) -> datetime:
         return self.clock()
 
-    def rules(self, inst_id: str) -> InstrumentRules:
-        """The instrument's rules, cached for a few minutes (they change rarely)."""
+    def rules(self, inst_id: str, *, require_live: bool = True) -> InstrumentRules:
+        """The instrument's rules, cached for a few minutes (they change rarely).
+
+        ``require_live=False`` also returns a suspended instrument's rules: its orders and
+        lots must still be settled.
+        """
         rules = self.rules_cache.get(inst_id)
         if rules is None:
-            rules = self.exchange.instrument(inst_id)
+            rules = self.exchange.instrument(inst_id, require_live=False)
             self.rules_cache.put(inst_id, rules)
+        if require_live and not rules.live:
+            raise InvalidInstrument(f"instrument {inst_id} is not live")
         return rules
 
     def slot_freed(self, inst_id: str, strategy: str) -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from worker.domain.errors import IllegalTransition
 from worker.domain.orders import (
+    INFERRED_STATES,
     TERMINAL_STATES,
     TRANSITIONS,
     OrderEvent,
@@ -56,9 +57,12 @@ EXPECTED = {
     (S.FAILED, E.REJECTED): S.FAILED,
     (S.FAILED, E.NOT_FOUND): S.FAILED,
 }
+# Rejected and failed are inferences: the exchange's facts take the order back.
 for state in (S.REJECTED, S.FAILED):
-    for event in (E.ACCEPTED, E.PARTIALLY_FILLED, E.FILLED, E.CANCELED):
-        EXPECTED[(state, event)] = None
+    EXPECTED[(state, E.ACCEPTED)] = S.LIVE
+    EXPECTED[(state, E.PARTIALLY_FILLED)] = S.PARTIALLY_FILLED
+    EXPECTED[(state, E.FILLED)] = S.FILLED
+    EXPECTED[(state, E.CANCELED)] = S.CANCELED
 
 
 def test_table_covers_every_pair() -> None:
@@ -78,11 +82,21 @@ def test_every_pair(state: OrderState, event: OrderEvent) -> None:
         assert apply_event(state, event) is expected
 
 
-def test_terminal_states_never_leave() -> None:
-    for state in TERMINAL_STATES:
+def test_terminal_facts_never_leave() -> None:
+    for state in TERMINAL_STATES - INFERRED_STATES:
         for event in OrderEvent:
             outcome, _ = TRANSITIONS[state][event]
             assert outcome is not Outcome.MOVE
+
+
+def test_inferred_states_yield_to_every_exchange_fact_and_only_to_those() -> None:
+    assert {s for s in OrderState if s.is_inferred} == {S.REJECTED, S.FAILED}
+    for state in INFERRED_STATES:
+        assert state.is_terminal  # they free the slot until the exchange says otherwise
+        for event in OrderEvent:
+            outcome, _ = TRANSITIONS[state][event]
+            exchange_fact = event not in (E.REJECTED, E.NOT_FOUND)
+            assert (outcome is Outcome.MOVE) is exchange_fact
 
 
 RANK = {
@@ -91,8 +105,9 @@ RANK = {
     S.PARTIALLY_FILLED: 2,
     S.FILLED: 3,
     S.CANCELED: 3,
-    S.REJECTED: 3,
-    S.FAILED: 3,
+    # An inference ranks with the intent it was drawn from: any fact is news beyond it.
+    S.REJECTED: 0,
+    S.FAILED: 0,
 }
 
 
@@ -105,6 +120,6 @@ def test_random_news_never_moves_backwards(events: list[OrderEvent]) -> None:
         except IllegalTransition:
             continue
         assert RANK[new] >= RANK[state]
-        if state.is_terminal:
+        if state.is_terminal and not state.is_inferred:
             assert new is state
         state = new

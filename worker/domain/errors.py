@@ -16,6 +16,7 @@ to do from the branch alone::
         |   +-- OrderRejected       placement refused (price, size, balance, instrument)
         |   |   +-- InsufficientFunds
         |   +-- InvalidInstrument   unknown or suspended instrument
+        |   +-- RequestExpired      arrived after its expTime: the exchange did not process it
         |   +-- AuthenticationError key, signature, timestamp or passphrase refused
         +-- DuplicateClientOrderId  51016: an order with this clOrdId is pending: look it up
         +-- OrderNotFound           51603: the exchange explicitly has no such order
@@ -82,6 +83,10 @@ class InsufficientFunds(OrderRejected):
 
 class InvalidInstrument(Fatal):
     """Unknown, suspended or not tradable instrument."""
+
+
+class RequestExpired(Fatal):
+    """The request reached the venue after its deadline (``expTime``) and was not processed."""
 
 
 class AuthenticationError(Fatal):

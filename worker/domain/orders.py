@@ -19,18 +19,24 @@ class OrderState(enum.StrEnum):
     PARTIALLY_FILLED = "partially_filled"  # resting, part of it filled
     FILLED = "filled"  # terminal: all of it filled
     CANCELED = "canceled"  # terminal: canceled, possibly after partial fills
-    REJECTED = "rejected"  # terminal: the exchange refused the placement
-    FAILED = "failed"  # terminal: confirmed never placed (not found after the pending timeout)
+    REJECTED = "rejected"  # terminal by inference: we read the answer as a refusal
+    FAILED = "failed"  # terminal by inference: not found after its deadline, or never sent
 
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
+
+    @property
+    def is_inferred(self) -> bool:
+        """Terminal only by our inference: the exchange's facts overturn it (promise 4)."""
+        return self in INFERRED_STATES
 
 
 TERMINAL_STATES = frozenset(
     {OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.FAILED}
 )
 OPEN_STATES = frozenset(set(OrderState) - TERMINAL_STATES)
+INFERRED_STATES = frozenset({OrderState.REJECTED, OrderState.FAILED})
 
 
 class OrderEvent(enum.StrEnum):
@@ -95,19 +101,22 @@ TRANSITIONS: dict[OrderState, dict[OrderEvent, tuple[Outcome, OrderState | None]
         E.REJECTED: (_X, None),
         E.NOT_FOUND: (_I, None),
     },
+    # Rejected and failed are inferences: when the exchange later shows the order, its facts
+    # win and the order is taken back (the services adopt it, or cancel it and sell what
+    # it bought when the slot is taken by then).
     S.REJECTED: {
-        E.ACCEPTED: (_X, None),
-        E.PARTIALLY_FILLED: (_X, None),
-        E.FILLED: (_X, None),
-        E.CANCELED: (_X, None),
+        E.ACCEPTED: (_M, S.LIVE),
+        E.PARTIALLY_FILLED: (_M, S.PARTIALLY_FILLED),
+        E.FILLED: (_M, S.FILLED),
+        E.CANCELED: (_M, S.CANCELED),
         E.REJECTED: (_I, None),
         E.NOT_FOUND: (_I, None),
     },
     S.FAILED: {
-        E.ACCEPTED: (_X, None),
-        E.PARTIALLY_FILLED: (_X, None),
-        E.FILLED: (_X, None),
-        E.CANCELED: (_X, None),
+        E.ACCEPTED: (_M, S.LIVE),
+        E.PARTIALLY_FILLED: (_M, S.PARTIALLY_FILLED),
+        E.FILLED: (_M, S.FILLED),
+        E.CANCELED: (_M, S.CANCELED),
         E.REJECTED: (_I, None),
         E.NOT_FOUND: (_I, None),
     },

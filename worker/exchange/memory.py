@@ -37,6 +37,7 @@ from worker.domain.errors import (
     OrderNotFound,
     OrderRejected,
     RateLimited,
+    RequestExpired,
     StateUnknown,
 )
 from worker.domain.money import InstrumentRules
@@ -258,14 +259,27 @@ class InMemoryExchange:
 
     # -- the port ----------------------------------------------------------------------------
 
-    def instrument(self, inst_id: str) -> InstrumentRules:
+    def instrument(self, inst_id: str, *, require_live: bool = True) -> InstrumentRules:
         self._begin("instrument")
         with self._lock:
-            return self._live_rules(inst_id)
+            if require_live:
+                return self._live_rules(inst_id)
+            rules = self._rules.get(inst_id)
+            if rules is None:
+                raise InvalidInstrument(f"instrument {inst_id} does not exist", code="51001")
+            return rules
+
+    def clock_skew_ms(self) -> int | None:
+        return 0  # the venue keeps the engine's wall clock
 
     def place_order(self, request: OrderRequest) -> Placement:
         fault = self._begin("place_order")
         with self._lock:
+            if request.exp_time_ms is not None and self._clock_ms() > request.exp_time_ms:
+                # OKX drops a request that reaches it after its expTime, unprocessed.
+                raise RequestExpired(
+                    f"request for {request.cl_ord_id} arrived after its expTime", code="50036"
+                )
             order = self._create(request)
             placement = Placement(order.ord_id, order.cl_ord_id, order.created_ms)
         if fault is not None:

@@ -190,9 +190,12 @@ class MemoryExchangeClient:
 
     # -- the port ----------------------------------------------------------------------------
 
-    def instrument(self, inst_id: str) -> InstrumentRules:
-        result: InstrumentRules = self._call("instrument", inst_id)
+    def instrument(self, inst_id: str, *, require_live: bool = True) -> InstrumentRules:
+        result: InstrumentRules = self._call("instrument", inst_id, require_live=require_live)
         return result
+
+    def clock_skew_ms(self) -> int | None:
+        return 0  # the venue keeps the engine's wall clock
 
     def place_order(self, request: OrderRequest) -> Placement:
         result: Placement = self._call("place_order", request)

@@ -34,6 +34,7 @@ PAGE_LIMIT = 100
 BATCH_MAX = 20
 INSTRUMENTS_TTL_S = 600.0
 CLOCK_SKEW_WARN_MS = 5_000  # OKX refuses signatures beyond 30 s; warn long before
+SKEW_TTL_S = 600.0
 
 
 class OkxExchange:
@@ -45,6 +46,8 @@ class OkxExchange:
         self._lock = threading.Lock()
         self._instruments: dict[str, InstrumentRules] = {}
         self._instruments_at: float | None = None
+        self._skew_ms: int | None = None
+        self._skew_at: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OkxExchange:
@@ -59,8 +62,9 @@ class OkxExchange:
 
     # Instruments -----------------------------------------------------------------------
 
-    def instrument(self, inst_id: str) -> InstrumentRules:
-        """Return the trading rules; raise ``InvalidInstrument`` if unknown or not live."""
+    def instrument(self, inst_id: str, *, require_live: bool = True) -> InstrumentRules:
+        """Return the trading rules; raise ``InvalidInstrument`` if unknown, or not live
+        when ``require_live``."""
         rules = self._instrument_table().get(inst_id)
         if rules is None:
             # Perhaps listed since the last refresh: ask for this one instrument.
@@ -75,7 +79,7 @@ class OkxExchange:
             rules = parse_instrument(items[0])
             with self._lock:
                 self._instruments[rules.inst_id] = rules
-        if not rules.live:
+        if require_live and not rules.live:
             raise InvalidInstrument(f"okx: instrument {inst_id} is not live")
         return rules
 
@@ -103,7 +107,12 @@ class OkxExchange:
 
     def place_order(self, request: OrderRequest) -> Placement:
         """Place a limit order; see the port's docstring for the error contract."""
-        data = self._rest.post("/api/v5/trade/order", _order_body(request), key=request.inst_id)
+        data = self._rest.post(
+            "/api/v5/trade/order",
+            _order_body(request),
+            key=request.inst_id,
+            headers=_deadline_header([request]),
+        )
         if not data:
             raise MalformedResponse("okx POST /api/v5/trade/order: accepted without data")
         placement = parse_placement(data[0])
@@ -131,6 +140,7 @@ class OkxExchange:
             [_order_body(r) for r in batch],
             charges=sorted(counts.items()),
             per_item=True,
+            headers=_deadline_header(batch),
         )
         if len(data) != len(batch):
             raise MalformedResponse(f"okx {where}: {len(data)} results for {len(batch)} orders")
@@ -221,9 +231,24 @@ class OkxExchange:
             raise MalformedResponse("okx GET /api/v5/public/time: empty answer")
         server_ms = parse_server_time(data[0])
         skew_ms = int((sent + received) * 500) - server_ms
+        with self._lock:
+            self._skew_ms, self._skew_at = skew_ms, self._clock()
         if abs(skew_ms) > CLOCK_SKEW_WARN_MS:
             log_event(log, "okx.clock_skew", logging.WARNING, skew_ms=skew_ms, limit_ms=30_000)
         return server_ms
+
+    def clock_skew_ms(self) -> int | None:
+        """Our clock minus OKX's, measured at most ``SKEW_TTL_S`` ago; None if unknown."""
+        with self._lock:
+            fresh = self._skew_at is not None and self._clock() - self._skew_at < SKEW_TTL_S
+            if fresh:
+                return self._skew_ms
+        try:
+            self.server_time()
+        except ExchangeError:
+            return None
+        with self._lock:
+            return self._skew_ms
 
 
 def _order_body(request: OrderRequest) -> dict[str, Any]:
@@ -237,6 +262,12 @@ def _order_body(request: OrderRequest) -> dict[str, Any]:
         "sz": quantize_str(request.sz),
         "tag": request.tag,
     }
+
+
+def _deadline_header(requests: Sequence[OrderRequest]) -> dict[str, str]:
+    """OKX's ``expTime`` header: the earliest deadline of the requests, if any has one."""
+    deadlines = [r.exp_time_ms for r in requests if r.exp_time_ms is not None]
+    return {"expTime": str(min(deadlines))} if deadlines else {}
 
 
 def _order_ids(ord_id: str | None, cl_ord_id: str | None) -> dict[str, str]:

@@ -40,6 +40,9 @@ class OrderRequest:
     sz: Decimal
     cl_ord_id: str
     tag: str = "limitflow"
+    # The request deadline (OKX ``expTime``, epoch ms): the venue drops a request that
+    # reaches it later. None: no deadline.
+    exp_time_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +105,13 @@ class Ticker:
 class Exchange(Protocol):
     """The venue, as the engine sees it."""
 
-    def instrument(self, inst_id: str) -> InstrumentRules:
-        """Return the trading rules; raise ``InvalidInstrument`` if unknown or not live."""
+    def instrument(self, inst_id: str, *, require_live: bool = True) -> InstrumentRules:
+        """Return the trading rules; raise ``InvalidInstrument`` if unknown, or not live
+        when ``require_live`` (a suspended instrument's rules still settle its orders)."""
+        ...
+
+    def clock_skew_ms(self) -> int | None:
+        """Our clock minus the venue's in ms, recently measured; None when unknown."""
         ...
 
     def place_order(self, request: OrderRequest) -> Placement:

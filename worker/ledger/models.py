@@ -28,6 +28,9 @@ NUMERIC = Numeric(38, 18)
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 OPEN_ORDER_SQL = "state IN ('pending_submit', 'live', 'partially_filled')"
+# An orphan is an order of ours that the slot's rules could not keep (another buy held the
+# slot when the exchange showed it): it is canceled, and what it bought is sold at once.
+ORPHAN = "orphan"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -75,8 +78,8 @@ class Order(Base):
             "inst_id",
             "strategy",
             unique=True,
-            sqlite_where=text(f"side = 'buy' AND {OPEN_ORDER_SQL}"),
-            postgresql_where=text(f"side = 'buy' AND {OPEN_ORDER_SQL}"),
+            sqlite_where=text(f"side = 'buy' AND purpose <> '{ORPHAN}' AND {OPEN_ORDER_SQL}"),
+            postgresql_where=text(f"side = 'buy' AND purpose <> '{ORPHAN}' AND {OPEN_ORDER_SQL}"),
         ),
         Index("ix_orders_slot_created", "inst_id", "strategy", "created_at"),
         Index("ix_orders_state", "state"),
@@ -88,7 +91,8 @@ class Order(Base):
     inst_id: Mapped[str] = mapped_column(String(40))
     strategy: Mapped[str] = mapped_column(String(32))
     side: Mapped[str] = mapped_column(String(4))
-    purpose: Mapped[str] = mapped_column(String(16))  # entry | take_profit | exit | adopted
+    # entry | take_profit | exit | adopted | orphan
+    purpose: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(20))
     px: Mapped[Decimal]
     sz: Mapped[Decimal]
@@ -103,6 +107,9 @@ class Order(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     submitted_at: Mapped[datetime | None]
+    # The request deadline sent as OKX ``expTime`` (see ``worker.domain.deadlines``); None for
+    # orders we did not place ourselves (adopted) and for rows written before it existed.
+    deadline_at: Mapped[datetime | None]
     cancel_requested_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(String(300), default="")
 
@@ -135,8 +142,8 @@ class Lot(Base):
             "inst_id",
             "strategy",
             unique=True,
-            sqlite_where=text("state = 'open'"),
-            postgresql_where=text("state = 'open'"),
+            sqlite_where=text("state = 'open' AND NOT orphan"),
+            postgresql_where=text("state = 'open' AND NOT orphan"),
         ),
     )
 
@@ -153,6 +160,8 @@ class Lot(Base):
     dust_sz: Mapped[Decimal] = mapped_column(default=Decimal(0))
     take_profit_px: Mapped[Decimal]
     sell_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Bought by an orphan buy (see ``ORPHAN``): sold at once, never held for a take-profit.
+    orphan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     opened_at: Mapped[datetime]
     exit_after: Mapped[datetime]
     closed_at: Mapped[datetime | None]

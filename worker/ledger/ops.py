@@ -23,6 +23,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -39,7 +40,7 @@ from worker.domain.orders import (
 )
 from worker.exchange.port import OrderSnapshot
 from worker.ledger.db import Executor, Ledger, lock_key
-from worker.ledger.models import EngineFlag, Fill, Lot, Order, Signal
+from worker.ledger.models import ORPHAN, EngineFlag, Fill, Lot, Order, Signal
 from worker.signals import BuySignal, SellSignal, to_message
 
 OPEN = [s.value for s in OPEN_STATES]
@@ -206,6 +207,7 @@ _INTENT_COLUMNS = (
     "created_at",
     "updated_at",
     "submitted_at",
+    "deadline_at",
 )
 _SIGNAL_COLUMNS = (
     "signal_id",
@@ -259,9 +261,11 @@ def admit(
     px: Decimal,
     sz: Decimal,
     max_positions: int,
+    deadline: datetime,
 ) -> int | None:
     """Unless ``open_positions_count`` has reached ``max_positions`` (then return None and
-    write nothing), insert a buy's intent (``pending_submit``) and record its signal as
+    write nothing), insert a buy's intent (``pending_submit``, sent no later than
+    ``deadline``) and record its signal as
     accepted; return the order's id. Plain INSERTs: the hot path needs no unit of work.
 
     PostgreSQL: one statement, whose count sees every position committed before it started:
@@ -280,6 +284,7 @@ def admit(
         "created_at": now,
         "updated_at": now,
         "submitted_at": now,
+        "deadline_at": deadline,
     }
     if ledger.sqlite:
         if open_positions_count(ledger, session) >= max_positions:
@@ -321,7 +326,13 @@ class Applied:
 
     @property
     def became_terminal(self) -> bool:
-        return not self.before.is_terminal and self.after.is_terminal
+        """The order just ended: from open, or from an inference the exchange overturned."""
+        return self.after.is_terminal and (not self.before.is_terminal or self.revived)
+
+    @property
+    def revived(self) -> bool:
+        """The exchange showed an order the ledger had inferred rejected or failed."""
+        return self.before.is_inferred and self.after != self.before
 
 
 def apply_snapshot(
@@ -428,3 +439,23 @@ def lot_size_from_buy(order: Order, rules: InstrumentRules) -> tuple[Decimal, De
     if size < rules.min_sz:
         return Decimal(0), net
     return size, net - size
+
+
+def slot_taken_by_another(
+    session: Session, inst_id: str, strategy: str, order_id: int | None = None
+) -> bool:
+    """Whether a buy other than ``order_id`` holds the slot: open, or with an unsold lot."""
+    in_slot = (Order.inst_id == inst_id) & (Order.strategy == strategy)
+    others = Order.id != order_id if order_id is not None else true()
+    open_buy = exists().where(
+        in_slot, Order.side == "buy", Order.purpose != ORPHAN, Order.state.in_(OPEN_SQL), others
+    )
+    lot_others = Lot.buy_order_id != order_id if order_id is not None else true()
+    unsold = exists().where(
+        Lot.inst_id == inst_id,
+        Lot.strategy == strategy,
+        Lot.state == "open",
+        Lot.orphan.is_(False),
+        lot_others,
+    )
+    return bool(session.execute(select(open_buy | unsold)).scalar())

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from worker.domain.deadlines import placement_deadline, to_epoch_ms
 from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
@@ -117,12 +118,15 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
 
     with rt.ledger.connect() as s:
         rt.ledger.lock_slot(s, signal.inst_id, signal.strategy)
+        # The intent's time is taken under the lock, just before its commit: its deadline
+        # (expTime) must not already be eaten by the wait for the lock.
+        locked_at = rt.now()
         reason = ops.slot_blocker(
             rt.ledger,
             s,
             signal.inst_id,
             signal.strategy,
-            now,
+            locked_at,
             settings.BUY_GUARD_WINDOW_SECONDS,
             signal.signal_id,
         )
@@ -130,18 +134,28 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
             rt.cache.remember_signal(signal.signal_id, "recorded")
             return BuyResult(signal.signal_id, slot_name, "duplicate", "recorded")
         detail = ""
+        now_ms = to_epoch_ms(locked_at)
+        if reason is None and signal.is_expired(settings.SIGNAL_TTL_SECONDS, now_ms):
+            # It waited for the lock past its expiry: perishable, never executed late.
+            late_ms = now_ms - signal.expiry_ms(settings.SIGNAL_TTL_SECONDS)
+            reason, detail = "expired", f"expired {late_ms} ms before the slot lock was taken"
         if reason is None and size_problem:
             reason, detail = size_problem
         limit = settings.MAX_OPEN_POSITIONS
         if reason is None:
             cl_ord_id = buy_cl_ord_id(signal.strategy, signal.signal_id)
-            order_id = ops.admit(rt.ledger, s, signal, now, cl_ord_id, px, sz, limit)
+            deadline = placement_deadline(locked_at, settings.PENDING_TIMEOUT_SECONDS)
+            order_id = ops.admit(
+                rt.ledger, s, signal, locked_at, cl_ord_id, px, sz, limit, deadline
+            )
             if order_id is None:
                 reason, detail = "risk_limit", f"MAX_OPEN_POSITIONS={limit}"
             else:
-                intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id)
+                intent = Intent(
+                    order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id, deadline
+                )
         if reason is not None:
-            ops.record_outcome(rt.ledger, s, signal, now, "skipped", reason, detail)
+            ops.record_outcome(rt.ledger, s, signal, locked_at, "skipped", reason, detail)
     rt.cache.remember_signal(signal.signal_id, "recorded")
     if reason is not None:
         if reason in ("slot_busy", "unsold_lot", "cooldown"):

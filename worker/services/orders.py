@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from worker.domain.deadlines import absence_is_final, to_epoch_ms
 from worker.domain.errors import (
     DuplicateClientOrderId,
     Fatal,
@@ -46,6 +47,7 @@ class Intent:
     px: Decimal
     sz: Decimal
     cl_ord_id: str
+    deadline: datetime | None  # sent as expTime; None: no deadline
 
     @classmethod
     def of(cls, order: Order) -> Intent:
@@ -57,6 +59,7 @@ class Intent:
             order.px,
             order.sz,
             order.cl_ord_id,
+            order.deadline_at,
         )
 
 
@@ -76,9 +79,36 @@ def lock_order(
     ).scalar_one_or_none()
 
 
+# Built once: the sender's last look at its intent.
+_SENDABLE = select(Order.state, Order.deadline_at).where(Order.id == bindparam("order_id"))
+
+
 def send(rt: Runtime, intent: Intent) -> str:
-    """Send an intent once; return ``live``, ``rejected`` or ``unknown``."""
-    request = OrderRequest(intent.inst_id, intent.side, intent.px, intent.sz, intent.cl_ord_id)
+    """Send an intent once; return ``live``, ``rejected``, ``unknown``, or the state the
+    intent was found in when it may no longer be sent.
+
+    The row is read again just before sending: only a ``pending_submit`` intent whose
+    deadline is still ahead goes out, with that deadline as OKX ``expTime``. One that missed
+    its deadline was never sent by anyone (only its writer sends it): it failed.
+    """
+    with rt.ledger.single_statement() as conn:
+        row = conn.execute(_SENDABLE, {"order_id": intent.order_id}).one_or_none()
+    if row is None:
+        return "gone"
+    state, deadline = row
+    if state != OrderState.PENDING_SUBMIT.value:
+        return str(state)  # settled meanwhile (purge_pending, a push): nothing to send
+    if deadline is not None and rt.now() >= deadline:
+        return _missed_deadline(rt, intent)
+    exp_time_ms = to_epoch_ms(deadline) if deadline is not None else None
+    request = OrderRequest(
+        intent.inst_id,
+        intent.side,
+        intent.px,
+        intent.sz,
+        intent.cl_ord_id,
+        exp_time_ms=exp_time_ms,
+    )
     try:
         placement = rt.exchange.place_order(request)
     except DuplicateClientOrderId:
@@ -102,13 +132,9 @@ def send(rt: Runtime, intent: Intent) -> str:
     with rt.ledger.single_statement() as conn:
         accepted = ops.accept_if_pending(conn, intent.order_id, placement.ord_id, rt.now())
     if not accepted:
-        # News overtook the answer (a fill pushed first, say): apply it the long way.
-        with rt.ledger.begin() as s:
-            order = lock_order(rt, s, intent.order_id, (intent.inst_id, intent.strategy))
-            assert order is not None
-            if order.ord_id is None:
-                order.ord_id = placement.ord_id
-            ops.apply_event_to(order, OrderEvent.ACCEPTED, rt.now())
+        # News overtook the answer (a fill pushed first, say), or the ledger gave up on the
+        # intent meanwhile: the exchange's current word on it settles which.
+        lookup(rt, intent.order_id)
     log_event(
         log,
         "order.placed",
@@ -120,6 +146,31 @@ def send(rt: Runtime, intent: Intent) -> str:
         sz=intent.sz,
     )
     return "live"
+
+
+def _missed_deadline(rt: Runtime, intent: Intent) -> str:
+    """Fail an intent that was never sent because its deadline passed first."""
+    from worker.services.settle import finish, settle
+
+    with rt.ledger.begin() as s:
+        order = lock_order(rt, s, intent.order_id, (intent.inst_id, intent.strategy))
+        if order is None:
+            return "gone"
+        if order.state != OrderState.PENDING_SUBMIT.value:
+            return order.state
+        ops.apply_event_to(order, OrderEvent.NOT_FOUND, rt.now(), "not sent: deadline passed")
+        intents, freed = settle(rt, s, order, became_terminal=True)
+        state = order.state
+    log_event(
+        log,
+        "order.deadline_missed",
+        level=logging.WARNING,
+        cl_ord_id=intent.cl_ord_id,
+        inst_id=intent.inst_id,
+        side=intent.side,
+    )
+    finish(rt, intents, freed)
+    return state
 
 
 def _note_error(rt: Runtime, order_id: int, error: str) -> None:
@@ -180,8 +231,9 @@ def _not_found(rt: Runtime, order_id: int, declare_missing_after: float | None) 
         order = lock_order(rt, s, order_id)
         assert order is not None
         state = OrderState(order.state)
-        old_enough = rt.now() - order.created_at >= timedelta(seconds=declare_missing_after)
-        if state is OrderState.PENDING_SUBMIT and not old_enough:
+        if state is OrderState.PENDING_SUBMIT and not _may_be_declared_never_placed(
+            rt, order, declare_missing_after
+        ):
             return "missing"
         if state.is_terminal:
             return state.value
@@ -191,3 +243,14 @@ def _not_found(rt: Runtime, order_id: int, declare_missing_after: float | None) 
     log_event(log, "order.not_found", order_id=order_id, state=new_state)
     finish(rt, intents, freed)
     return new_state
+
+
+def _may_be_declared_never_placed(rt: Runtime, order: Order, min_age_seconds: float) -> bool:
+    """An intent the exchange does not know failed only when it is old enough and its
+    request can no longer land: its deadline plus the clock skew has passed (promise 4)."""
+    now = rt.now()
+    if now - order.created_at < timedelta(seconds=min_age_seconds):
+        return False
+    if order.deadline_at is None:
+        return True  # written before deadlines existed: the pending timeout alone decides
+    return absence_is_final(now, order.deadline_at, rt.exchange.clock_skew_ms())

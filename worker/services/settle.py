@@ -9,11 +9,13 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from worker.domain.deadlines import placement_deadline
+from worker.domain.errors import InvalidInstrument, Retryable
 from worker.domain.ids import sell_cl_ord_id
 from worker.domain.money import InstrumentRules
 from worker.domain.orders import OrderState
 from worker.ledger import ops
-from worker.ledger.models import Lot, Order
+from worker.ledger.models import ORPHAN, Lot, Order
 from worker.logs import log_event
 from worker.runtime import Runtime
 from worker.services.orders import Intent, send
@@ -51,10 +53,24 @@ def _buy_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], lis
         return [], [slot]
     if s.scalar(select(Lot.id).where(Lot.buy_order_id == order.id)) is not None:
         return [], []
-    rules = rt.rules(order.inst_id)
+    try:
+        # A suspended instrument's rules still settle what was bought on it.
+        rules = rt.rules(order.inst_id, require_live=False)
+    except (InvalidInstrument, Retryable) as exc:
+        # The fill is recorded with the order's state; reconciliation makes the lot later.
+        log_event(
+            log,
+            "lot.deferred",
+            level=logging.WARNING,
+            cl_ord_id=order.cl_ord_id,
+            inst_id=order.inst_id,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return [], []
     params = rt.settings.strategies.params(order.strategy)
     size, dust = ops.lot_size_from_buy(order, rules)
     now = rt.now()
+    orphan = order.purpose == ORPHAN
     cost = order.filled_sz * order.avg_px
     if order.fee_ccy == rules.quote_ccy:
         cost += order.fee
@@ -69,8 +85,10 @@ def _buy_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], lis
         dust_sz=dust,
         take_profit_px=rules.price_up(order.avg_px * (1 + params.take_profit_pct)),
         opened_at=now,
-        exit_after=now + timedelta(seconds=params.max_hold_seconds),
+        # An orphan's lot is sold at once (the slot belongs to another buy).
+        exit_after=now if orphan else now + timedelta(seconds=params.max_hold_seconds),
         closed_at=None if size > 0 else now,
+        orphan=orphan,
     )
     s.add(lot)
     s.flush()
@@ -86,6 +104,8 @@ def _buy_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], lis
     )
     if size <= 0:
         return [], [slot]
+    if orphan:
+        return [], []  # the caller sells it at the bid; reconciliation is the backstop
     return [new_sell_intent(rt, s, lot, lot.take_profit_px, rules, "take_profit")], []
 
 
@@ -95,11 +115,15 @@ def _sell_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], li
     lot = s.get(Lot, order.lot_id)
     if lot is None or lot.state != "open":
         return [], []
-    rules = rt.rules(order.inst_id)
+    quote_ccy = order.inst_id.rpartition("-")[2]
     if order.filled_sz > 0:
         lot.sold_sz += order.filled_sz
-        fee = order.fee if order.fee_ccy == rules.quote_ccy else Decimal(0)
+        fee = order.fee if order.fee_ccy == quote_ccy else Decimal(0)
         lot.proceeds += order.filled_sz * order.avg_px - fee
+    try:
+        rules = rt.rules(order.inst_id, require_live=False)
+    except (InvalidInstrument, Retryable):
+        return [], []  # what was sold is booked; the lot closes on a later run
     return [], close_if_done(rt, lot, rules)
 
 
@@ -144,6 +168,7 @@ def new_sell_intent(
         created_at=now,
         updated_at=now,
         submitted_at=now,
+        deadline_at=placement_deadline(now, rt.settings.PENDING_TIMEOUT_SECONDS),
     )
     s.add(order)
     s.flush()

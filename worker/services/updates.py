@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from worker.domain.errors import CancelRejected, OrderNotFound, Retryable
 from worker.domain.ids import parse_cl_ord_id, sell_cl_ord_id
 from worker.domain.orders import OrderState
 from worker.exchange.port import OrderSnapshot, snapshot_from_message
 from worker.ledger import ops
-from worker.ledger.models import Lot, Order
+from worker.ledger.models import ORPHAN, Lot, Order
 from worker.logs import log_event
 from worker.runtime import Runtime
 from worker.services.orders import lock_order
+from worker.services.sell import exit_lot
 from worker.services.settle import finish, settle
 
 log = logging.getLogger("limitflow.updates")
@@ -51,44 +54,114 @@ def apply_snapshot_and_follow_up(
 ) -> str:
     """Apply ``snap`` under the slot lock, settle a terminal order, send what follows.
 
-    Return the order's state afterwards, ``foreign`` for an order that is not ours, or
-    ``conflict`` when the news contradicts a terminal state (logged, not applied).
+    Return the order's state afterwards, ``foreign`` for an order that is not ours (or
+    that could not be adopted: then it is canceled), or ``conflict`` when the news
+    contradicts a terminal state (logged, not applied).
+
+    The exchange's facts beat the ledger's inferences: an order held as ``rejected`` or
+    ``failed`` that the exchange shows is taken back. If another buy holds its slot by
+    then, it becomes an orphan: canceled, and what it bought sold at once.
     """
     with rt.ledger.begin() as s:
         found = s.get(Order, order_id) if order_id is not None else find_order(s, snap)
-        if found is None:
-            order = adopt(rt, s, snap)
-            if order is None:
-                return "foreign"
-        else:
-            locked = lock_order(rt, s, found.id)
-            assert locked is not None
-            order = locked
-        applied = ops.try_apply_snapshot(rt.ledger, s, order, snap, rt.now())
-        if applied is None:
-            log_event(
-                log,
-                "order.conflict",
-                level=logging.ERROR,
-                cl_ord_id=order.cl_ord_id,
-                state=order.state,
-                reported=snap.state.value,
-            )
-            return "conflict"
-        intents, freed = settle(rt, s, order, became_terminal=applied.became_terminal)
-        state = order.state
-        if applied.after != applied.before or applied.new_fill:
-            log_event(
-                log,
-                "order.updated",
-                cl_ord_id=order.cl_ord_id,
-                inst_id=order.inst_id,
-                before=applied.before.value,
-                after=applied.after.value,
-                filled=order.filled_sz,
-            )
+        order = adopt(rt, s, snap) if found is None else lock_order(rt, s, found.id)
+        unadoptable = order is None
+        if order is not None:
+            if OrderState(order.state).is_inferred:
+                _take_back(s, order, snap)
+            applied = ops.try_apply_snapshot(rt.ledger, s, order, snap, rt.now())
+            if applied is None:
+                log_event(
+                    log,
+                    "order.conflict",
+                    level=logging.ERROR,
+                    cl_ord_id=order.cl_ord_id,
+                    state=order.state,
+                    reported=snap.state.value,
+                )
+                return "conflict"
+            intents, freed = settle(rt, s, order, became_terminal=applied.became_terminal)
+            state = order.state
+            orphan = _orphan_follow_up(s, order)
+            if applied.after != applied.before or applied.new_fill:
+                log_event(
+                    log,
+                    "order.updated",
+                    cl_ord_id=order.cl_ord_id,
+                    inst_id=order.inst_id,
+                    before=applied.before.value,
+                    after=applied.after.value,
+                    filled=order.filled_sz,
+                )
+    if unadoptable:
+        cancel_orphan(rt, snap)
+        return "foreign"
     finish(rt, intents, freed)
+    if orphan.cancel:
+        cancel_orphan(rt, snap)
+    if orphan.lot_id is not None:
+        exit_lot(rt, orphan.lot_id, None, "orphan")
     return state
+
+
+def _take_back(s: Session, order: Order, snap: OrderSnapshot) -> None:
+    """The exchange shows an order the ledger inferred gone: keep it, or make it an orphan
+    when another buy holds its slot by now."""
+    keep = order.side != "buy" or not ops.slot_taken_by_another(
+        s, order.inst_id, order.strategy, order.id
+    )
+    if not keep:
+        order.purpose = ORPHAN
+    log_event(
+        log,
+        "order.taken_back",
+        level=logging.WARNING,
+        cl_ord_id=order.cl_ord_id,
+        inst_id=order.inst_id,
+        inferred=order.state,
+        reported=snap.state.value,
+        orphan=not keep,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _OrphanFollowUp:
+    cancel: bool = False  # still resting: cancel it on the exchange
+    lot_id: int | None = None  # its lot: sell it at the bid
+
+
+def _orphan_follow_up(s: Session, order: Order) -> _OrphanFollowUp:
+    if order.purpose != ORPHAN:
+        return _OrphanFollowUp()
+    if not OrderState(order.state).is_terminal:
+        return _OrphanFollowUp(cancel=True)
+    lot_id = s.scalar(
+        select(Lot.id).where(Lot.buy_order_id == order.id, Lot.state == "open", Lot.orphan)
+    )
+    return _OrphanFollowUp(lot_id=lot_id)
+
+
+def cancel_orphan(rt: Runtime, snap: OrderSnapshot) -> bool:
+    """Cancel an order of ours that the ledger cannot keep; return whether it was asked.
+
+    Only a resting order needs it; a refusal (already done) or a network error leaves it to
+    the next reconciliation run, which sees it again.
+    """
+    if snap.state.is_terminal:
+        return False
+    try:
+        rt.exchange.cancel_order(snap.inst_id, ord_id=snap.ord_id or None, cl_ord_id=snap.cl_ord_id)
+    except (CancelRejected, OrderNotFound, Retryable) as exc:
+        log_event(
+            log,
+            "order.orphan_cancel_failed",
+            level=logging.WARNING,
+            cl_ord_id=snap.cl_ord_id,
+            error=type(exc).__name__,
+        )
+        return False
+    log_event(log, "order.orphan_canceled", level=logging.WARNING, cl_ord_id=snap.cl_ord_id)
+    return True
 
 
 def adopt(rt: Runtime, s: Session, snap: OrderSnapshot) -> Order | None:
@@ -102,13 +175,15 @@ def adopt(rt: Runtime, s: Session, snap: OrderSnapshot) -> Order | None:
     if existing is not None:  # adopted meanwhile by someone holding the lock before us
         return existing
     now = rt.now()
+    # Another buy holding the slot makes it an orphan: canceled, what it bought sold.
+    taken = side == "buy" and ops.slot_taken_by_another(s, snap.inst_id, strategy)
     order = Order(
         cl_ord_id=snap.cl_ord_id,
         ord_id=snap.ord_id or None,
         inst_id=snap.inst_id,
         strategy=strategy,
         side=side,
-        purpose="adopted",
+        purpose=ORPHAN if taken else "adopted",
         state=OrderState.PENDING_SUBMIT.value,
         px=snap.px,
         sz=snap.sz,
