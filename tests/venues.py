@@ -331,6 +331,10 @@ class SimVenue:
 
     def delay_placements(self, seconds: float, *, lands: bool) -> None:
         self.control.fault("place_order", "latency" if lands else "timeout", seconds=seconds)
+        if lands:
+            # The paused simulator's clock must show the time the request spent travelling:
+            # it decides against that clock whether the request missed its expTime.
+            self.control.advance(seconds)
 
     def advance_clock(self, seconds: float) -> None:
         """Move the simulator's clock (history retention, purges) and its market through it."""

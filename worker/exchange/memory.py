@@ -474,6 +474,8 @@ class InMemoryExchange:
     def _find(self, inst_id: str, ord_id: str | None, cl_ord_id: str | None) -> _Order:
         if ord_id is None and cl_ord_id is None:
             raise ValueError("ord_id or cl_ord_id is required")
+        if inst_id not in self._rules:  # OKX answers 51001 before it looks for the order
+            raise InvalidInstrument(f"instrument {inst_id} does not exist", code="51001")
         order = self._orders.get(ord_id) if ord_id is not None else self._latest(cl_ord_id or "")
         if order is None or order.inst_id != inst_id:
             raise OrderNotFound(f"order {ord_id or cl_ord_id} does not exist", code="51603")
