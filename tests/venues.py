@@ -332,9 +332,11 @@ class SimVenue:
     def delay_placements(self, seconds: float, *, lands: bool) -> None:
         self.control.fault("place_order", "latency" if lands else "timeout", seconds=seconds)
         if lands:
-            # The paused simulator's clock must show the time the request spent travelling:
-            # it decides against that clock whether the request missed its expTime.
-            self.control.advance(seconds)
+            # The paused simulator's clock must show the time the request spent travelling
+            # (from now, on the wall clock that the engine's deadlines follow): it decides
+            # against that clock whether the request missed its expTime.
+            behind_ms = time.time() * 1000 - int(self.control.status()["now"])
+            self.control.advance(max(0.0, behind_ms / 1000) + seconds)
 
     def advance_clock(self, seconds: float) -> None:
         """Move the simulator's clock (history retention, purges) and its market through it."""
