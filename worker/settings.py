@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     BUY_ORDER_TTL_SECONDS: int = Field(default=300, gt=0)
     MAX_OPEN_POSITIONS: int = Field(default=20, ge=0)
     MAX_ORDER_USDT: pydantic.condecimal(gt=0) = Field(default=100)  # type: ignore[valid-type]
+    # Exits of one lot the exchange may refuse before the lot needs an operator's attention.
+    MAX_EXIT_REFUSALS: int = Field(default=5, ge=1)
     STRATEGY_CONFIG: str = ""
     INSTRUMENTS: str = "BTC-USDT,ETH-USDT"
 

@@ -28,6 +28,8 @@ NUMERIC = Numeric(38, 18)
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 OPEN_ORDER_SQL = "state IN ('pending_submit', 'live', 'partially_filled')"
+# Unsold lots (see ``worker.domain.lots.UNSOLD_STATES``): at most one per slot.
+UNSOLD_LOT_SQL = "state IN ('open', 'needs_attention')"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -135,8 +137,8 @@ class Lot(Base):
             "inst_id",
             "strategy",
             unique=True,
-            sqlite_where=text("state = 'open'"),
-            postgresql_where=text("state = 'open'"),
+            sqlite_where=text(UNSOLD_LOT_SQL),
+            postgresql_where=text(UNSOLD_LOT_SQL),
         ),
     )
 
@@ -144,7 +146,7 @@ class Lot(Base):
     buy_order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
     inst_id: Mapped[str] = mapped_column(String(40))
     strategy: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(8), index=True)  # open | closed
+    state: Mapped[str] = mapped_column(String(16), index=True)  # a domain.lots.LotState
     size: Mapped[Decimal]
     avg_px: Mapped[Decimal]
     sold_sz: Mapped[Decimal] = mapped_column(default=Decimal(0))
@@ -153,6 +155,10 @@ class Lot(Base):
     dust_sz: Mapped[Decimal] = mapped_column(default=Decimal(0))
     take_profit_px: Mapped[Decimal]
     sell_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Exits the exchange explicitly refused; at MAX_EXIT_REFUSALS the lot needs attention.
+    exit_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # How an operator closed it (a domain.lots.Settlement), or "" when the engine did.
+    settlement: Mapped[str] = mapped_column(String(16), default="", server_default="")
     opened_at: Mapped[datetime]
     exit_after: Mapped[datetime]
     closed_at: Mapped[datetime | None]

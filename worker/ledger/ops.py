@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from worker.domain.errors import IllegalTransition
+from worker.domain.lots import UNSOLD_STATES
 from worker.domain.money import InstrumentRules
 from worker.domain.orders import (
     OPEN_STATES,
@@ -56,6 +57,8 @@ def _constants(values: list[str]) -> list[Any]:
 
 
 OPEN_SQL = _constants(OPEN)
+# A lot that needs attention is unsold too: it blocks its slot and counts as a position.
+UNSOLD_LOT_SQL = _constants([s.value for s in UNSOLD_STATES])
 NEVER_HAPPENED_SQL = _constants(NEVER_HAPPENED)
 
 
@@ -123,6 +126,17 @@ def record_outcome(
     )
 
 
+def update_outcome(
+    session: Executor, signal_id: str, outcome: str, reason: str = "", detail: str = ""
+) -> None:
+    """Replace a recorded signal's outcome (a sell's ``accepted`` once it ended)."""
+    session.execute(
+        update(Signal)
+        .where(Signal.signal_id == signal_id[:200])
+        .values(outcome=outcome, reason=reason[:32], detail=detail[:500])
+    )
+
+
 def _blocker_query(lock_positions: bool) -> Select[Any]:
     inst_id: BindParameter[str] = bindparam("inst_id")
     strategy: BindParameter[str] = bindparam("strategy")
@@ -131,7 +145,9 @@ def _blocker_query(lock_positions: bool) -> Select[Any]:
     columns: list[Any] = [
         exists().where(Signal.signal_id == bindparam("signal_id")),
         exists().where(in_slot, Order.state.in_(OPEN_SQL)),
-        exists().where(Lot.inst_id == inst_id, Lot.strategy == strategy, Lot.state == "open"),
+        exists().where(
+            Lot.inst_id == inst_id, Lot.strategy == strategy, Lot.state.in_(UNSOLD_LOT_SQL)
+        ),
         exists().where(recent, Order.state.not_in(NEVER_HAPPENED_SQL)),
         exists().where(EngineFlag.name == "paused", EngineFlag.enabled.is_(True)),
     ]
@@ -174,7 +190,7 @@ def slot_blocker(
 # Built once.
 POSITIONS_QUERY = select(
     select(func.count()).where(Order.side == "buy", Order.state.in_(OPEN_SQL)).scalar_subquery(),
-    select(func.count()).where(Lot.state == "open").scalar_subquery(),
+    select(func.count()).where(Lot.state.in_(UNSOLD_LOT_SQL)).scalar_subquery(),
 )
 
 
