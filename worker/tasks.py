@@ -17,6 +17,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
+from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
 from worker.app import (
@@ -35,7 +36,7 @@ from worker.runtime import get_runtime
 from worker.services import reconcile
 from worker.services.buy import process_buy, record_unexecuted
 from worker.services.orders import VERIFY_DELAYS, lookup
-from worker.services.sell import process_sell
+from worker.services.sell import process_sell, record_sell_failed
 from worker.services.updates import apply_update_message
 from worker.settings import get_settings
 
@@ -89,18 +90,22 @@ def process_buy_signal(self: Task, message: Any) -> None:
         )
 
 
-@app.task(
-    name=PROCESS_SELL_SIGNAL,
-    bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=30,
-)
+@app.task(name=PROCESS_SELL_SIGNAL, bind=True, max_retries=30)
 def process_sell_signal(self: Task, message: Any) -> None:
     """Exit the unsold lots of a slot; retried until done (then reconciliation takes over)."""
     with task_line("process_sell_signal", signal_id=_message_id(message)) as line:
-        result = process_sell(get_runtime(), message)
+        rt = get_runtime()
+        try:
+            result = process_sell(rt, message)
+        except TRANSIENT as exc:
+            if self.request.retries < self.max_retries:
+                # 2, 4, 8 ... seconds, at most a minute, with full jitter.
+                delay = get_exponential_backoff_interval(
+                    2, self.request.retries, 60, full_jitter=True
+                )
+                raise self.retry(exc=exc, countdown=delay) from exc
+            # Out of retries: the signal says so; reconciliation keeps selling its lots.
+            result = record_sell_failed(rt, message, f"{type(exc).__name__}: {exc}")
         line.update(
             signal_id=result.signal_id,
             slot=result.slot,

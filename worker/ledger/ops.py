@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     BindParameter,
+    Float,
     Select,
     Table,
     Update,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -44,8 +46,6 @@ from worker.ledger.models import EngineFlag, Fill, Lot, Order, Signal
 from worker.signals import BuySignal, SellSignal, to_message
 
 OPEN = [s.value for s in OPEN_STATES]
-# Buys that end like this never happened, so they neither block nor start a cooldown.
-NEVER_HAPPENED = [OrderState.REJECTED.value, OrderState.FAILED.value]
 
 
 def _constants(values: list[str]) -> list[Any]:
@@ -59,7 +59,6 @@ def _constants(values: list[str]) -> list[Any]:
 OPEN_SQL = _constants(OPEN)
 # A lot that needs attention is unsold too: it blocks its slot and counts as a position.
 UNSOLD_LOT_SQL = _constants([s.value for s in UNSOLD_STATES])
-NEVER_HAPPENED_SQL = _constants(NEVER_HAPPENED)
 
 
 def record_signal(
@@ -148,7 +147,10 @@ def _blocker_query(lock_positions: bool) -> Select[Any]:
         exists().where(
             Lot.inst_id == inst_id, Lot.strategy == strategy, Lot.state.in_(UNSOLD_LOT_SQL)
         ),
-        exists().where(recent, Order.state.not_in(NEVER_HAPPENED_SQL)),
+        # The cooldown starts only with a buy that bought something: one that was rejected,
+        # failed, or canceled or expired unfilled bought nothing. (A cast, not a comparison
+        # of the money column with a number: correct however a database stores decimals.)
+        exists().where(recent, sql_cast(Order.filled_sz, Float) > 0),
         exists().where(EngineFlag.name == "paused", EngineFlag.enabled.is_(True)),
     ]
     if lock_positions:
