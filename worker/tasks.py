@@ -195,6 +195,7 @@ def _child_logging(**_: Any) -> None:
 def _reconcile_at_start(sender: Any = None, **_: Any) -> None:
     """Reconcile once when a worker starts: orders may have changed while it was away."""
     log_event(log, "worker.ready", hostname=getattr(sender, "hostname", "?"))
+    _warn_if_periodic_off("worker")
     _check_clock()
     app.send_task(PURGE_PENDING)
     app.send_task(SYNC_ACTIVE_ORDERS)
@@ -222,3 +223,19 @@ def _beat_ready(**_: Any) -> None:
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
     interval = settings.MEMORY_SYNC_INTERVAL_SECONDS
     log_event(log, "beat.ready", interval_seconds=interval, periodic_tasks=interval > 0)
+    _warn_if_periodic_off("beat")
+
+
+def _warn_if_periodic_off(process: str) -> None:
+    """Say at start that nothing reconciles periodically: an operator may not have meant it."""
+    if get_settings().MEMORY_SYNC_INTERVAL_SECONDS > 0:
+        return
+    log_event(
+        log,
+        "reconcile.periodic_off",
+        level=logging.WARNING,
+        process=process,
+        setting="MEMORY_SYNC_INTERVAL_SECONDS=0",
+        note="no periodic sync_active_orders or purge_pending: the ledger is reconciled only "
+        "when a worker starts and when the orders stream connects",
+    )
