@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import func, select
 
 from worker.domain.errors import CommandRefused, ConfigError, InvalidSignal
+from worker.logs import mask_passwords
 from worker.settings import Settings, get_settings
 
 
@@ -32,7 +33,7 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
     from worker.ledger.migrate import upgrade
 
     upgrade(settings.database_url)
-    print(f"limitflow: database is up to date ({_safe_url(settings.database_url)})")
+    print(f"limitflow: database is up to date ({mask_passwords(settings.database_url)})")
 
 
 def _set_paused(settings: Settings, paused: bool) -> None:
@@ -146,12 +147,6 @@ def _price(text: str) -> Decimal:
     if not px.is_finite() or px <= 0:
         raise SystemExit(f"limitflow: --sold-elsewhere needs a positive price, got {text!r}")
     return px
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 COMMANDS = {

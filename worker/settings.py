@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from worker.domain.errors import ConfigError
+from worker.logs import mask_passwords
 from worker.strategy_config import StrategyConfig, load_strategy_config
 
 # The local simulator's address and demo credentials: defaults never point at real money.
@@ -154,9 +155,9 @@ def _explain(exc: pydantic.ValidationError) -> str:
         name = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         got = err.get("input")
-        shown = (
-            "" if "SECRET" in name or "PASSPHRASE" in name or "KEY" in name else f" (got {got!r})"
-        )
+        secret = "SECRET" in name or "PASSPHRASE" in name or "KEY" in name
+        # A store URL may carry a password; so may a URL pasted into the wrong setting.
+        shown = "" if secret else f" (got {mask_passwords(repr(got))})"
         parts.append(f"{name} {msg}{shown}")
     return "; ".join(parts)
 

@@ -31,7 +31,7 @@ from worker.app import (
     app,
 )
 from worker.domain.errors import ExchangeError, Retryable
-from worker.logs import configure_logging, log_event
+from worker.logs import configure_logging, log_event, mask_passwords
 from worker.runtime import get_runtime
 from worker.services import reconcile
 from worker.services.buy import process_buy, record_unexecuted
@@ -175,8 +175,10 @@ def _check_database(**_: Any) -> None:
         print(f"limitflow: worker not started: {exc}", file=sys.stderr, flush=True)
         os._exit(3)  # celery swallows exceptions raised by signal handlers
     except OperationalError as exc:
+        where = mask_passwords(settings.database_url)
         print(
-            f"limitflow: worker not started: cannot reach the database: {exc.orig}",
+            f"limitflow: worker not started: cannot reach the database {where}: "
+            f"{mask_passwords(str(exc.orig))}",
             file=sys.stderr,
             flush=True,
         )
