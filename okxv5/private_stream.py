@@ -5,8 +5,9 @@ an ``OrderSnapshot`` message. Fills are forwarded once per ``tradeId`` (a bounde
 remembers the recent ones). OKX drops idle connections after 30 s, so after ``ping_after``
 seconds of silence we send the text ``ping`` and reconnect when no ``pong`` follows. Any close
 or error reconnects after an exponential backoff with jitter; notice 64008 (service upgrade)
-reconnects at once. Pushes sent while we were away are lost, so every reconnect asks the
-workers for ``sync_active_orders``.
+reconnects at once. Pushes sent while no connection listened are lost (a restart, an outage
+before the first start, a reconnect), so every connection, the first one included, asks the
+workers for ``sync_active_orders`` once it is subscribed.
 """
 
 from __future__ import annotations
@@ -131,9 +132,8 @@ class OrdersStream:
         """Connect, consume and reconnect until ``stop()``."""
         attempt = 0
         while not self._stop.is_set():
-            resync = self.connections > 0
             self.connections += 1
-            reason, healthy = self._session(resync)
+            reason, healthy = self._session()
             if self._stop.is_set():
                 break
             attempt = 0 if healthy else attempt + 1
@@ -144,7 +144,7 @@ class OrdersStream:
 
     # One connection ------------------------------------------------------------------------
 
-    def _session(self, resync: bool) -> tuple[str, bool]:
+    def _session(self) -> tuple[str, bool]:
         """Run one connection; return why it ended and whether it got subscribed."""
         try:
             ws = self._connect(self.url, timeout=self._timing.connect_timeout)
@@ -157,10 +157,9 @@ class OrdersStream:
             self._login(ws)
             self._subscribe(ws)
             subscribed = True
-            if resync:
-                # Pushes sent while we were away are lost: let reconciliation catch up.
-                self._send_task(SYNC_ACTIVE_ORDERS, [])
-                log_event(log, "orders_stream.resync_requested")
+            # Pushes sent while no connection listened are lost: let reconciliation catch up.
+            self._send_task(SYNC_ACTIVE_ORDERS, [])
+            log_event(log, "orders_stream.resync_requested", connection=self.connections)
             if not self.ready.is_set():
                 log_event(log, "orders_stream.ready", url=self.url, channel="orders")
                 self.ready.set()

@@ -48,6 +48,7 @@ from ops.demo_report import progress, summary
 from ops.demo_ticks import TickCounter
 from simulator.config import DEFAULT_INSTRUMENTS
 from worker.ledger.db import Ledger
+from worker.logs import mask_passwords
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,8 +243,9 @@ class Demo:
             self.migrate()
             settings = self.settings()
             ledger = Ledger.from_url(settings.database_url)
-            print(f"demo: database {ledger.engine.url.render_as_string(hide_password=True)}")
-            print(f"demo: broker {settings.broker_url}; logs in {self.logs}", flush=True)
+            print(f"demo: database {mask_passwords(settings.database_url)}")
+            broker = mask_passwords(settings.broker_url)
+            print(f"demo: broker {broker}; logs in {self.logs}", flush=True)
             self.start_engine()
             self.ticks = TickCounter(self.env["OKX_WS_PUBLIC_URL"], list(DEFAULT_INSTRUMENTS))
             self.ticks.start()

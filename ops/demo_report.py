@@ -14,8 +14,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from worker.domain.lots import UNSOLD_STATES
 from worker.ledger.db import Ledger
 from worker.ledger.models import Fill, Lot, Order, Signal
+
+UNSOLD = [s.value for s in UNSOLD_STATES]  # a lot that needs attention is still held
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def progress(ledger: Ledger, since: datetime) -> Progress:
                 .where(Order.created_at >= since)
             ),
             open_positions=count(
-                select(func.count()).where(Lot.state == "open", Lot.opened_at >= since)
+                select(func.count()).where(Lot.state.in_(UNSOLD), Lot.opened_at >= since)
             ),
             closed_lots=count(
                 select(func.count()).where(Lot.state == "closed", Lot.opened_at >= since)
@@ -118,7 +121,7 @@ def summary(ledger: Ledger, since: datetime) -> str:
         ).all()
         open_rows = conn.execute(
             select(Lot.inst_id, Lot.strategy, Lot.size - Lot.sold_sz, Lot.avg_px, Lot.cost)
-            .where(Lot.state == "open", Lot.opened_at >= since)
+            .where(Lot.state.in_(UNSOLD), Lot.opened_at >= since)
             .order_by(Lot.inst_id, Lot.strategy)
         ).all()
         pnl_rows = conn.execute(

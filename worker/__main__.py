@@ -1,17 +1,19 @@
-"""Operator commands: ``python -m worker {migrate,pause,resume,status,enqueue}``."""
+"""Operator commands: ``python -m worker {migrate,pause,resume,status,enqueue,settle-lot}``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import func, select
 
-from worker.domain.errors import ConfigError, InvalidSignal
+from worker.domain.errors import CommandRefused, ConfigError, InvalidSignal
+from worker.logs import mask_passwords
 from worker.settings import Settings, get_settings
 
 
@@ -31,7 +33,7 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
     from worker.ledger.migrate import upgrade
 
     upgrade(settings.database_url)
-    print(f"limitflow: database is up to date ({_safe_url(settings.database_url)})")
+    print(f"limitflow: database is up to date ({mask_passwords(settings.database_url)})")
 
 
 def _set_paused(settings: Settings, paused: bool) -> None:
@@ -59,6 +61,7 @@ def cmd_resume(settings: Settings, _: argparse.Namespace) -> None:
 def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
     from worker.ledger import ops
     from worker.ledger.models import Lot, Order, Signal
+    from worker.services.lots import needs_attention
 
     ledger = _ledger(settings)
     with ledger.begin() as s:
@@ -72,7 +75,14 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
         )
         lots = dict(s.execute(select(Lot.state, func.count()).group_by(Lot.state)).all())
         paused = ops.is_paused(s)
-    doc = {"paused": paused, "orders": orders, "lots": lots, "skips": skips}
+        attention = needs_attention(s)
+    doc = {
+        "paused": paused,
+        "orders": orders,
+        "lots": lots,
+        "skips": skips,
+        "needs_attention": attention,
+    }
     print(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
 
 
@@ -101,10 +111,42 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> None:
     print(f"limitflow: enqueued {task} task_id={result.id} signal_id={message['signal_id']}")
 
 
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+def cmd_settle_lot(settings: Settings, args: argparse.Namespace) -> None:
+    from worker.domain.lots import Settlement
+    from worker.services.lots import settle_lot
+    from worker.slot_events import SlotEvents
 
-    return make_url(url).render_as_string(hide_password=True)
+    if args.sold_elsewhere is not None:
+        action, px = Settlement.SOLD_ELSEWHERE.value, _price(args.sold_elsewhere)
+    else:
+        action, px = (Settlement.WRITTEN_OFF.value if args.write_off else "retry"), None
+    ledger = _ledger(settings)
+    try:
+        done = settle_lot(ledger, args.lot_id, action, datetime.now(UTC), px)
+    except CommandRefused as exc:
+        raise SystemExit(f"limitflow: lot not settled: {exc}") from None
+    finally:
+        ledger.engine.dispose()
+    slot = f"{done.inst_id}/{done.strategy}"
+    if action == "retry":
+        print(f"limitflow: lot {done.lot_id} ({slot}) is open again; reconciliation sells it")
+        return
+    SlotEvents(settings.redis_url).publish(done.inst_id, done.strategy)
+    what = f"sold elsewhere at {px}" if px is not None else "written off"
+    print(
+        f"limitflow: lot {done.lot_id} ({slot}) closed: {done.size} {what}, "
+        f"pnl {done.pnl}; the slot may buy again"
+    )
+
+
+def _price(text: str) -> Decimal:
+    try:
+        px = Decimal(text)
+    except InvalidOperation:
+        raise SystemExit(f"limitflow: --sold-elsewhere needs a price, got {text!r}") from None
+    if not px.is_finite() or px <= 0:
+        raise SystemExit(f"limitflow: --sold-elsewhere needs a positive price, got {text!r}")
+    return px
 
 
 COMMANDS = {
@@ -113,6 +155,10 @@ COMMANDS = {
     "resume": (cmd_resume, "accept buys again"),
     "status": (cmd_status, "print orders, lots and skip reasons as JSON"),
     "enqueue": (cmd_enqueue, "validate a signal JSON file (or - for stdin) and enqueue it"),
+    "settle-lot": (
+        cmd_settle_lot,
+        "settle a lot in needs_attention: sold elsewhere at PX, written off, or retried",
+    ),
 }
 
 
@@ -123,6 +169,22 @@ def main(argv: list[str] | None = None) -> None:
         p = sub.add_parser(name, help=help_text)
         if name == "enqueue":
             p.add_argument("file", help="signal JSON file, or - for standard input")
+        if name == "settle-lot":
+            p.add_argument("lot_id", type=int, help="the lot's id (see `status`)")
+            how = p.add_mutually_exclusive_group(required=True)
+            how.add_argument(
+                "--sold-elsewhere",
+                metavar="PX",
+                help="what remained was sold outside the engine at PX (quote per coin, net)",
+            )
+            how.add_argument(
+                "--write-off", action="store_true", help="what remained is lost: book no proceeds"
+            )
+            how.add_argument(
+                "--retry",
+                action="store_true",
+                help="the cause is fixed: make the lot open again so the engine sells it",
+            )
     args = parser.parse_args(argv)
     try:
         settings = get_settings()

@@ -1,16 +1,35 @@
-"""Structured logs: an event name plus fields, as ``key=value`` text or JSON lines."""
+"""Structured logs: an event name plus fields, as ``key=value`` text or JSON lines.
+
+Secrets never reach a line: fields named like secrets are replaced by ``***``, and the
+password of any URL, wherever it appears (a field, a plain message, a traceback), is masked
+by ``mask_passwords``, the one helper every message that may show a URL goes through.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 _SECRET_HINTS = ("secret", "passphrase", "api_key", "apikey", "password")
 _SECRET_KEYS = frozenset({"sign", "signature", "key"})
+# scheme://user:password@host: the password runs to the last "@" before whitespace, so a raw
+# "@" inside it is masked too.
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):\S*@(?=[^@\s]*(?:\s|$))")
+_PLAIN = (int, float, Decimal, bool, type(None))
+
+
+def mask_passwords(text: str) -> str:
+    """Return ``text`` with the password of every URL in it replaced by ``***``
+    (``postgresql://trader:***@db/limitflow``, ``redis://:***@cache:6379/0``)."""
+    if "://" not in text:
+        return text
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
@@ -19,6 +38,10 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
         lowered = key.lower()
         if lowered in _SECRET_KEYS or any(h in lowered for h in _SECRET_HINTS):
             value = "***"
+        elif not isinstance(value, _PLAIN):
+            text = str(value)  # an exception or a URL object may carry a URL as well
+            if "://" in text:
+                value = mask_passwords(text)
         out[key] = value
     return out
 
@@ -41,13 +64,14 @@ class TextFormatter(logging.Formatter):
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         event = getattr(record, "lf_event", None)
         if event is None:
-            text = f"{ts}Z {record.levelname.lower()} {record.name}: {record.getMessage()}"
+            message = mask_passwords(record.getMessage())
+            text = f"{ts}Z {record.levelname.lower()} {record.name}: {message}"
         else:
             fields = getattr(record, "lf_fields", {})
             pairs = " ".join(f"{k}={_fmt_value(v)}" for k, v in fields.items())
             text = f"{ts}Z {record.levelname.lower()} {event} {pairs}".rstrip()
         if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            text += "\n" + mask_passwords(self.formatException(record.exc_info))
         return text
 
 
@@ -56,12 +80,12 @@ class JsonFormatter(logging.Formatter):
         doc: dict[str, Any] = {
             "ts": record.created,
             "level": record.levelname.lower(),
-            "event": getattr(record, "lf_event", record.getMessage()),
+            "event": getattr(record, "lf_event", None) or mask_passwords(record.getMessage()),
             "logger": record.name,
         }
         doc.update(getattr(record, "lf_fields", {}))
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+            doc["exc"] = mask_passwords(self.formatException(record.exc_info))
         return orjson.dumps(doc, default=str).decode()
 
 

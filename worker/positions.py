@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from worker.domain.lots import LotState
 from worker.ledger.db import Ledger
 from worker.ledger.models import Lot
 from worker.settings import Settings
@@ -44,7 +45,7 @@ def open_positions(settings: Settings) -> list[OpenPosition]:
                 Lot.sold_sz,
                 Lot.opened_at,
                 Lot.exit_after,
-            ).where(Lot.state == "open")
+            ).where(Lot.state == LotState.OPEN.value)  # needs_attention: no exits
         ).all()
     return [
         OpenPosition(

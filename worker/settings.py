@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from worker.domain.errors import ConfigError
+from worker.logs import mask_passwords
 from worker.strategy_config import StrategyConfig, load_strategy_config
 
 # The local simulator's address and demo credentials: defaults never point at real money.
@@ -62,6 +63,8 @@ class Settings(BaseSettings):
     BUY_ORDER_TTL_SECONDS: int = Field(default=300, gt=0)
     MAX_OPEN_POSITIONS: int = Field(default=20, ge=0)
     MAX_ORDER_USDT: pydantic.condecimal(gt=0) = Field(default=100)  # type: ignore[valid-type]
+    # Exits of one lot the exchange may refuse before the lot needs an operator's attention.
+    MAX_EXIT_REFUSALS: int = Field(default=5, ge=1)
     STRATEGY_CONFIG: str = ""
     INSTRUMENTS: str = "BTC-USDT,ETH-USDT"
 
@@ -152,9 +155,9 @@ def _explain(exc: pydantic.ValidationError) -> str:
         name = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         got = err.get("input")
-        shown = (
-            "" if "SECRET" in name or "PASSPHRASE" in name or "KEY" in name else f" (got {got!r})"
-        )
+        secret = "SECRET" in name or "PASSPHRASE" in name or "KEY" in name
+        # A store URL may carry a password; so may a URL pasted into the wrong setting.
+        shown = "" if secret else f" (got {mask_passwords(repr(got))})"
         parts.append(f"{name} {msg}{shown}")
     return "; ".join(parts)
 

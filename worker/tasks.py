@@ -17,6 +17,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
+from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
 from worker.app import (
@@ -30,12 +31,12 @@ from worker.app import (
     app,
 )
 from worker.domain.errors import ExchangeError, Retryable
-from worker.logs import configure_logging, log_event
+from worker.logs import configure_logging, log_event, mask_passwords
 from worker.runtime import get_runtime
 from worker.services import reconcile
 from worker.services.buy import process_buy, record_unexecuted
 from worker.services.orders import VERIFY_DELAYS, lookup
-from worker.services.sell import process_sell
+from worker.services.sell import process_sell, record_sell_failed
 from worker.services.updates import apply_update_message
 from worker.settings import get_settings
 
@@ -89,18 +90,22 @@ def process_buy_signal(self: Task, message: Any) -> None:
         )
 
 
-@app.task(
-    name=PROCESS_SELL_SIGNAL,
-    bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=30,
-)
+@app.task(name=PROCESS_SELL_SIGNAL, bind=True, max_retries=30)
 def process_sell_signal(self: Task, message: Any) -> None:
     """Exit the unsold lots of a slot; retried until done (then reconciliation takes over)."""
     with task_line("process_sell_signal", signal_id=_message_id(message)) as line:
-        result = process_sell(get_runtime(), message)
+        rt = get_runtime()
+        try:
+            result = process_sell(rt, message)
+        except TRANSIENT as exc:
+            if self.request.retries < self.max_retries:
+                # 2, 4, 8 ... seconds, at most a minute, with full jitter.
+                delay = get_exponential_backoff_interval(
+                    2, self.request.retries, 60, full_jitter=True
+                )
+                raise self.retry(exc=exc, countdown=delay) from exc
+            # Out of retries: the signal says so; reconciliation keeps selling its lots.
+            result = record_sell_failed(rt, message, f"{type(exc).__name__}: {exc}")
         line.update(
             signal_id=result.signal_id,
             slot=result.slot,
@@ -170,8 +175,10 @@ def _check_database(**_: Any) -> None:
         print(f"limitflow: worker not started: {exc}", file=sys.stderr, flush=True)
         os._exit(3)  # celery swallows exceptions raised by signal handlers
     except OperationalError as exc:
+        where = mask_passwords(settings.database_url)
         print(
-            f"limitflow: worker not started: cannot reach the database: {exc.orig}",
+            f"limitflow: worker not started: cannot reach the database {where}: "
+            f"{mask_passwords(str(exc.orig))}",
             file=sys.stderr,
             flush=True,
         )
@@ -190,6 +197,7 @@ def _child_logging(**_: Any) -> None:
 def _reconcile_at_start(sender: Any = None, **_: Any) -> None:
     """Reconcile once when a worker starts: orders may have changed while it was away."""
     log_event(log, "worker.ready", hostname=getattr(sender, "hostname", "?"))
+    _warn_if_periodic_off("worker")
     _check_clock()
     app.send_task(PURGE_PENDING)
     app.send_task(SYNC_ACTIVE_ORDERS)
@@ -217,3 +225,19 @@ def _beat_ready(**_: Any) -> None:
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
     interval = settings.MEMORY_SYNC_INTERVAL_SECONDS
     log_event(log, "beat.ready", interval_seconds=interval, periodic_tasks=interval > 0)
+    _warn_if_periodic_off("beat")
+
+
+def _warn_if_periodic_off(process: str) -> None:
+    """Say at start that nothing reconciles periodically: an operator may not have meant it."""
+    if get_settings().MEMORY_SYNC_INTERVAL_SECONDS > 0:
+        return
+    log_event(
+        log,
+        "reconcile.periodic_off",
+        level=logging.WARNING,
+        process=process,
+        setting="MEMORY_SYNC_INTERVAL_SECONDS=0",
+        note="no periodic sync_active_orders or purge_pending: the ledger is reconciled only "
+        "when a worker starts and when the orders stream connects",
+    )

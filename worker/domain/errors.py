@@ -7,6 +7,7 @@ to do from the branch alone::
     +-- ConfigError                 bad settings or strategy file: fix the configuration
     +-- InvalidSignal               a signal message that cannot be executed: record and drop
     +-- IllegalTransition           an order event the lifecycle forbids: log, never apply
+    +-- CommandRefused              an operator command that does not fit the ledger: say why
     +-- ExchangeError               anything the exchange port raises
         +-- Retryable               try again later; the order's state is not known to be final
         |   +-- RateLimited         HTTP 429 / 50011: back off
@@ -43,6 +44,10 @@ class InvalidSignal(LimitflowError):
 
 class IllegalTransition(LimitflowError):
     """An order event that the lifecycle table forbids."""
+
+
+class CommandRefused(LimitflowError):
+    """An operator command that does not apply to the ledger as it is; nothing was changed."""
 
 
 class ExchangeError(LimitflowError):

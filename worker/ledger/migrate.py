@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from worker.logs import mask_passwords
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATE_COMMAND = "python -m worker migrate"
 
@@ -42,6 +44,6 @@ def check_migrated(engine: Engine) -> None:
     if current != head:
         state = "has no Limitflow schema" if current is None else f"is at revision {current}"
         raise NotMigrated(
-            f"the database {engine.url.render_as_string(hide_password=True)} {state}, "
+            f"the database {mask_passwords(engine.url.render_as_string(False))} {state}, "
             f"this code needs {head}: run `{MIGRATE_COMMAND}`"
         )

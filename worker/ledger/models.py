@@ -31,6 +31,8 @@ OPEN_ORDER_SQL = "state IN ('pending_submit', 'live', 'partially_filled')"
 # An orphan is an order of ours that the slot's rules could not keep (another buy held the
 # slot when the exchange showed it): it is canceled, and what it bought is sold at once.
 ORPHAN = "orphan"
+# Unsold lots (see ``worker.domain.lots.UNSOLD_STATES``): at most one per slot.
+UNSOLD_LOT_SQL = "state IN ('open', 'needs_attention')"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -142,8 +144,8 @@ class Lot(Base):
             "inst_id",
             "strategy",
             unique=True,
-            sqlite_where=text("state = 'open' AND NOT orphan"),
-            postgresql_where=text("state = 'open' AND NOT orphan"),
+            sqlite_where=text(f"{UNSOLD_LOT_SQL} AND NOT orphan"),
+            postgresql_where=text(f"{UNSOLD_LOT_SQL} AND NOT orphan"),
         ),
     )
 
@@ -151,7 +153,7 @@ class Lot(Base):
     buy_order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
     inst_id: Mapped[str] = mapped_column(String(40))
     strategy: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(8), index=True)  # open | closed
+    state: Mapped[str] = mapped_column(String(16), index=True)  # a domain.lots.LotState
     size: Mapped[Decimal]
     avg_px: Mapped[Decimal]
     sold_sz: Mapped[Decimal] = mapped_column(default=Decimal(0))
@@ -162,6 +164,10 @@ class Lot(Base):
     sell_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Bought by an orphan buy (see ``ORPHAN``): sold at once, never held for a take-profit.
     orphan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Exits the exchange explicitly refused; at MAX_EXIT_REFUSALS the lot needs attention.
+    exit_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # How an operator closed it (a domain.lots.Settlement), or "" when the engine did.
+    settlement: Mapped[str] = mapped_column(String(16), default="", server_default="")
     opened_at: Mapped[datetime]
     exit_after: Mapped[datetime]
     closed_at: Mapped[datetime | None]

@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     BindParameter,
+    Float,
     Select,
     Table,
     Update,
@@ -26,10 +27,12 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from worker.domain.errors import IllegalTransition
+from worker.domain.lots import UNSOLD_STATES
 from worker.domain.money import InstrumentRules
 from worker.domain.orders import (
     OPEN_STATES,
@@ -44,8 +47,6 @@ from worker.ledger.models import ORPHAN, EngineFlag, Fill, Lot, Order, Signal
 from worker.signals import BuySignal, SellSignal, to_message
 
 OPEN = [s.value for s in OPEN_STATES]
-# Buys that end like this never happened, so they neither block nor start a cooldown.
-NEVER_HAPPENED = [OrderState.REJECTED.value, OrderState.FAILED.value]
 
 
 def _constants(values: list[str]) -> list[Any]:
@@ -57,7 +58,8 @@ def _constants(values: list[str]) -> list[Any]:
 
 
 OPEN_SQL = _constants(OPEN)
-NEVER_HAPPENED_SQL = _constants(NEVER_HAPPENED)
+# A lot that needs attention is unsold too: it blocks its slot and counts as a position.
+UNSOLD_LOT_SQL = _constants([s.value for s in UNSOLD_STATES])
 
 
 def record_signal(
@@ -124,6 +126,17 @@ def record_outcome(
     )
 
 
+def update_outcome(
+    session: Executor, signal_id: str, outcome: str, reason: str = "", detail: str = ""
+) -> None:
+    """Replace a recorded signal's outcome (a sell's ``accepted`` once it ended)."""
+    session.execute(
+        update(Signal)
+        .where(Signal.signal_id == signal_id[:200])
+        .values(outcome=outcome, reason=reason[:32], detail=detail[:500])
+    )
+
+
 def _blocker_query(lock_positions: bool) -> Select[Any]:
     inst_id: BindParameter[str] = bindparam("inst_id")
     strategy: BindParameter[str] = bindparam("strategy")
@@ -132,8 +145,13 @@ def _blocker_query(lock_positions: bool) -> Select[Any]:
     columns: list[Any] = [
         exists().where(Signal.signal_id == bindparam("signal_id")),
         exists().where(in_slot, Order.state.in_(OPEN_SQL)),
-        exists().where(Lot.inst_id == inst_id, Lot.strategy == strategy, Lot.state == "open"),
-        exists().where(recent, Order.state.not_in(NEVER_HAPPENED_SQL)),
+        exists().where(
+            Lot.inst_id == inst_id, Lot.strategy == strategy, Lot.state.in_(UNSOLD_LOT_SQL)
+        ),
+        # The cooldown starts only with a buy that bought something: one that was rejected,
+        # failed, or canceled or expired unfilled bought nothing. (A cast, not a comparison
+        # of the money column with a number: correct however a database stores decimals.)
+        exists().where(recent, sql_cast(Order.filled_sz, Float) > 0),
         exists().where(EngineFlag.name == "paused", EngineFlag.enabled.is_(True)),
     ]
     if lock_positions:
@@ -175,7 +193,7 @@ def slot_blocker(
 # Built once.
 POSITIONS_QUERY = select(
     select(func.count()).where(Order.side == "buy", Order.state.in_(OPEN_SQL)).scalar_subquery(),
-    select(func.count()).where(Lot.state == "open").scalar_subquery(),
+    select(func.count()).where(Lot.state.in_(UNSOLD_LOT_SQL)).scalar_subquery(),
 )
 
 
@@ -454,7 +472,7 @@ def slot_taken_by_another(
     unsold = exists().where(
         Lot.inst_id == inst_id,
         Lot.strategy == strategy,
-        Lot.state == "open",
+        Lot.state.in_(UNSOLD_LOT_SQL),
         Lot.orphan.is_(False),
         lot_others,
     )

@@ -40,13 +40,18 @@ def fallback_signal_id(message: Any) -> str:
 
 
 def record_invalid(rt: Runtime, message: Any, kind: str, error: str) -> str:
-    """Record a message that cannot be executed; return the id it was recorded under."""
+    """Record a message that cannot be executed; return the id it was recorded under.
+
+    Never under the ``signal_id`` it carries: that id stays free for the corrected message.
+    The row gets an id derived from the content, and names the given id in its detail.
+    """
     given = message.get("signal_id") if isinstance(message, dict) else None
-    signal_id = given if isinstance(given, str) and 0 < len(given) <= 200 else None
-    signal_id = signal_id or fallback_signal_id(message)
+    signal_id = fallback_signal_id(message)
+    if isinstance(given, str) and given:
+        error = f"signal_id {given[:200]}: {error}"
     payload = message if isinstance(message, dict) else {"message": repr(message)[:500]}
     with rt.ledger.connect() as s:
-        inserted = ops.record_signal(
+        ops.record_signal(
             rt.ledger,
             s,
             signal_id=signal_id,
@@ -55,21 +60,17 @@ def record_invalid(rt: Runtime, message: Any, kind: str, error: str) -> str:
             reason="invalid_message",
             detail=error,
             now=rt.now(),
+            strategy=_short_text(message, "strategy", 32),
+            inst_id=_short_text(message, "inst_id", 40),
             payload=orjson.loads(orjson.dumps(payload, default=str)),
         )
-        if not inserted:
-            # The id belongs to a valid signal already recorded: keep both facts apart.
-            ops.record_signal(
-                rt.ledger,
-                s,
-                signal_id=fallback_signal_id(message),
-                kind=kind,
-                outcome="invalid",
-                reason="invalid_message",
-                detail=error,
-                now=rt.now(),
-            )
     return signal_id
+
+
+def _short_text(message: Any, key: str, limit: int) -> str | None:
+    """A text field of a broken message, kept when it fits its column ("why" finds it)."""
+    value = message.get(key) if isinstance(message, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= limit else None
 
 
 def record_unexecuted(rt: Runtime, message: Any, error: str) -> BuyResult:
@@ -101,6 +102,9 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
             rt.cache.mark_busy(slot, reason)
         return BuyResult(signal.signal_id, slot_name, "skipped", reason)
 
+    if not settings.strategies.params(signal.strategy).enabled:
+        # The feed sends nothing for it; a signal sent by hand or by a webhook stops here.
+        return skip("disabled", f"{signal.strategy} has enabled = false in STRATEGY_CONFIG")
     if signal.is_expired(settings.SIGNAL_TTL_SECONDS, int(now.timestamp() * 1000)):
         return skip("expired")
     if rt.cache.seen_outcome(signal.signal_id) is not None:

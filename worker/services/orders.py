@@ -20,6 +20,7 @@ from worker.domain.errors import (
     DuplicateClientOrderId,
     Fatal,
     OrderNotFound,
+    RequestExpired,
     Retryable,
 )
 from worker.domain.orders import OrderEvent, OrderState
@@ -28,6 +29,7 @@ from worker.ledger import ops
 from worker.ledger.models import Order
 from worker.logs import log_event
 from worker.runtime import Runtime
+from worker.services.lots import NeedsAttention, note_exit_refused
 
 log = logging.getLogger("limitflow.orders")
 
@@ -181,10 +183,16 @@ def _note_error(rt: Runtime, order_id: int, error: str) -> None:
 
 
 def _mark_rejected(rt: Runtime, intent: Intent, exc: Exception) -> None:
+    error = f"{type(exc).__name__}: {exc}"
+    attention: NeedsAttention | None = None
     with rt.ledger.begin() as s:
         order = lock_order(rt, s, intent.order_id)
         assert order is not None
-        ops.apply_event_to(order, OrderEvent.REJECTED, rt.now(), f"{type(exc).__name__}: {exc}")
+        changed = ops.apply_event_to(order, OrderEvent.REJECTED, rt.now(), error)
+        if changed and not isinstance(exc, RequestExpired):
+            # An explicit refusal of a lot's exit counts toward needs_attention (a request
+            # that merely arrived too late refused nothing).
+            attention = note_exit_refused(s, order, rt.settings.MAX_EXIT_REFUSALS, error)
     log_event(
         log,
         "order.rejected",
@@ -194,6 +202,8 @@ def _mark_rejected(rt: Runtime, intent: Intent, exc: Exception) -> None:
         side=intent.side,
         error=str(exc),
     )
+    if attention is not None:
+        attention.log()
     if intent.side == "buy":
         rt.slot_freed(intent.inst_id, intent.strategy)
 

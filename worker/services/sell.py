@@ -2,7 +2,12 @@
 
 A sell signal names a slot. For each unsold lot there: cancel its resting take-profit and
 confirm the cancel with the exchange (if it filled meanwhile, the lot is sold and nothing
-more is done), then sell what remains at the best bid.
+more is done), then sell what remains at the best bid. A lot that needs attention (its exits
+were refused too often) is left to the operator.
+
+The signal is recorded ``accepted`` when it arrives, then ``done`` once every lot's exit is
+placed (or nothing was left to sell), or ``failed``: an exit refused, a lot that needs
+attention, or (``record_sell_failed``) the exchange failing until the task ran out of retries.
 """
 
 from __future__ import annotations
@@ -15,18 +20,22 @@ from typing import Any
 from sqlalchemy import select
 
 from worker.domain.errors import CancelRejected, InvalidSignal, OrderNotFound, Retryable
+from worker.domain.lots import UNSOLD_STATES, LotState
 from worker.domain.orders import OPEN_STATES
 from worker.ledger import ops
 from worker.ledger.models import Lot, Order
 from worker.logs import log_event
 from worker.runtime import Runtime
 from worker.services.buy import record_invalid
-from worker.services.orders import Intent, lookup
+from worker.services.orders import Intent, lookup, send
 from worker.services.settle import close_if_done, finish, new_sell_intent
-from worker.signals import parse_sell
+from worker.signals import SellSignal, parse_sell
 
 log = logging.getLogger("limitflow.sell")
 OPEN = [s.value for s in OPEN_STATES]
+UNSOLD = [s.value for s in UNSOLD_STATES]
+# What ``exit_lot`` returns when the lot is taken care of; anything else is a failed sell.
+DONE = frozenset({"closed", "exiting", "sold_meanwhile", "dust", "exit_placed"})
 
 
 class SellNotDone(Retryable):
@@ -37,9 +46,10 @@ class SellNotDone(Retryable):
 class SellResult:
     signal_id: str
     slot: str
-    outcome: str  # sold | nothing_to_sell | invalid
+    outcome: str  # done | failed | invalid (as recorded)
     reason: str = ""
     lots: int = 0
+    detail: str = ""
 
 
 def process_sell(rt: Runtime, message: Any) -> SellResult:
@@ -49,27 +59,49 @@ def process_sell(rt: Runtime, message: Any) -> SellResult:
     except InvalidSignal as exc:
         signal_id = record_invalid(rt, message, "sell", str(exc))
         return SellResult(signal_id, "-", "invalid", str(exc))
-    slot_name = f"{signal.inst_id}/{signal.strategy}"
     with rt.ledger.begin() as s:
         ops.record_outcome(rt.ledger, s, signal, rt.now(), "accepted", signal.reason)
-        lot_ids = list(
-            s.scalars(
-                select(Lot.id).where(
-                    Lot.inst_id == signal.inst_id,
-                    Lot.strategy == signal.strategy,
-                    Lot.state == "open",
-                )
+        lots = s.execute(
+            select(Lot.id, Lot.state)
+            .where(
+                Lot.inst_id == signal.inst_id,
+                Lot.strategy == signal.strategy,
+                Lot.state.in_(UNSOLD),
             )
+            .order_by(Lot.id)
+        ).all()
+    results = [
+        (
+            lot_id,
+            LotState.NEEDS_ATTENTION.value
+            if state == LotState.NEEDS_ATTENTION
+            else exit_lot(rt, lot_id, signal.px, signal.reason),
         )
-    for lot_id in lot_ids:
-        exit_lot(rt, lot_id, signal.px, signal.reason)
-    return SellResult(
-        signal.signal_id,
-        slot_name,
-        "sold" if lot_ids else "nothing_to_sell",
-        signal.reason,
-        len(lot_ids),
-    )
+        for lot_id, state in lots
+    ]
+    failed = [result for _, result in results if result not in DONE]
+    outcome, reason = ("failed", failed[0]) if failed else ("done", signal.reason)
+    detail = "; ".join(f"lot {lot_id}: {result}" for lot_id, result in results)
+    detail = f"{signal.reason}: {detail or 'nothing to sell'}"
+    return _ended(rt, signal, outcome, reason, detail, len(results))
+
+
+def record_sell_failed(rt: Runtime, message: Any, error: str) -> SellResult:
+    """Record a valid sell signal that the exchange kept failing (the task's last retry);
+    reconciliation keeps selling its lots."""
+    signal = parse_sell(message)
+    with rt.ledger.begin() as s:
+        ops.record_outcome(rt.ledger, s, signal, rt.now(), "accepted", signal.reason)
+    return _ended(rt, signal, "failed", "exchange_error", f"{signal.reason}: {error}")
+
+
+def _ended(
+    rt: Runtime, signal: SellSignal, outcome: str, reason: str, detail: str, lots: int = 0
+) -> SellResult:
+    with rt.ledger.begin() as s:
+        ops.update_outcome(s, signal.signal_id, outcome, reason, detail)
+    slot_name = f"{signal.inst_id}/{signal.strategy}"
+    return SellResult(signal.signal_id, slot_name, outcome, reason, lots, detail)
 
 
 def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
@@ -80,14 +112,14 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
     """
     with rt.ledger.begin() as s:
         lot = s.get(Lot, lot_id)
-        if lot is None or lot.state != "open":
-            return "closed"
+        if lot is None or lot.state != LotState.OPEN:
+            return _not_open(lot)
         inst_id = lot.inst_id
     bid = px if px is not None else rt.exchange.ticker(inst_id).bid_px
     with rt.ledger.begin() as s:
         lot = s.get(Lot, lot_id)
-        if lot is None or lot.state != "open":
-            return "closed"
+        if lot is None or lot.state != LotState.OPEN:
+            return _not_open(lot)
         rt.ledger.lock_slot(s, lot.inst_id, lot.strategy)
         resting = list(
             s.scalars(select(Order).where(Order.lot_id == lot_id, Order.state.in_(OPEN)))
@@ -111,8 +143,8 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
         assert lot is not None
         rt.ledger.lock_slot(s, lot.inst_id, lot.strategy)
         s.refresh(lot)
-        if lot.state != "open":
-            return "sold_meanwhile"
+        if lot.state != LotState.OPEN:
+            return "sold_meanwhile" if lot.state == LotState.CLOSED else _not_open(lot)
         if s.scalar(select(Order.id).where(Order.lot_id == lot_id, Order.state.in_(OPEN))):
             return "exiting"
         rules = rt.rules(lot.inst_id)
@@ -123,16 +155,25 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
         finish(rt, [], freed)
         return "dust"
     log_event(log, "lot.exit", lot_id=lot_id, reason=reason, px=intent.px, sz=intent.sz)
-    finish(rt, [intent], [])
-    return "exit_placed"
+    if send(rt, intent) != "rejected":
+        return "exit_placed"
+    with rt.ledger.begin() as s:
+        lot = s.get(Lot, lot_id)
+        refused_too_often = lot is not None and lot.state == LotState.NEEDS_ATTENTION
+    return LotState.NEEDS_ATTENTION.value if refused_too_often else "exit_rejected"
+
+
+def _not_open(lot: Lot | None) -> str:
+    """``closed`` for a lot that is gone or closed, else its state (``needs_attention``)."""
+    return LotState.CLOSED.value if lot is None else lot.state
 
 
 def sell_lot_on_schedule(rt: Runtime, lot_id: int) -> str:
     """Reconciliation's backstop for a lot with nothing resting: a take-profit or an exit."""
     with rt.ledger.begin() as s:
         lot = s.get(Lot, lot_id)
-        if lot is None or lot.state != "open":
-            return "closed"
+        if lot is None or lot.state != LotState.OPEN:
+            return _not_open(lot)
         overdue = rt.now() >= lot.exit_after
     if overdue:
         return exit_lot(rt, lot_id, None, "time_exit")
@@ -141,7 +182,7 @@ def sell_lot_on_schedule(rt: Runtime, lot_id: int) -> str:
         assert lot is not None
         rt.ledger.lock_slot(s, lot.inst_id, lot.strategy)
         s.refresh(lot)
-        if lot.state != "open" or s.scalar(
+        if lot.state != LotState.OPEN or s.scalar(
             select(Order.id).where(Order.lot_id == lot_id, Order.state.in_(OPEN))
         ):
             return "resting"

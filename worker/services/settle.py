@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from worker.domain.deadlines import placement_deadline
 from worker.domain.errors import InvalidInstrument, Retryable
 from worker.domain.ids import sell_cl_ord_id
+from worker.domain.lots import UNSOLD_STATES, LotState
 from worker.domain.money import InstrumentRules
 from worker.domain.orders import OrderState
 from worker.ledger import ops
@@ -78,7 +79,7 @@ def _buy_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], lis
         buy_order_id=order.id,
         inst_id=order.inst_id,
         strategy=order.strategy,
-        state="open" if size > 0 else "closed",
+        state=LotState.OPEN.value if size > 0 else LotState.CLOSED.value,
         size=size,
         avg_px=order.avg_px,
         cost=cost,
@@ -113,7 +114,8 @@ def _sell_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], li
     if order.lot_id is None:
         return [], []
     lot = s.get(Lot, order.lot_id)
-    if lot is None or lot.state != "open":
+    # A lot that needs attention still takes a late fill: it may even close the lot.
+    if lot is None or lot.state not in UNSOLD_STATES:
         return [], []
     quote_ccy = order.inst_id.rpartition("-")[2]
     if order.filled_sz > 0:
@@ -129,10 +131,10 @@ def _sell_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], li
 
 def close_if_done(rt: Runtime, lot: Lot, rules: InstrumentRules) -> list[Slot]:
     """Close a lot whose remainder is below ``minSz`` (kept as dust); return freed slots."""
-    if lot.state != "open" or remaining_size(lot, rules) >= rules.min_sz:
+    if lot.state not in UNSOLD_STATES or remaining_size(lot, rules) >= rules.min_sz:
         return []
     lot.dust_sz += lot.size - lot.sold_sz
-    lot.state = "closed"
+    lot.state = LotState.CLOSED.value
     lot.closed_at = rt.now()
     log_event(
         log,
@@ -152,7 +154,11 @@ def remaining_size(lot: Lot, rules: InstrumentRules) -> Decimal:
 def new_sell_intent(
     rt: Runtime, s: Session, lot: Lot, px: Decimal, rules: InstrumentRules, purpose: str
 ) -> Intent:
-    """Write a sell intent for what remains of ``lot``; the caller sends it after commit."""
+    """Write a sell intent for what remains of ``lot``; the caller sends it after commit.
+
+    Only an ``open`` lot is sold: one that needs attention waits for an operator.
+    """
+    assert lot.state == LotState.OPEN, f"lot {lot.id} is {lot.state}: no exits are placed"
     lot.sell_attempts += 1
     now = rt.now()
     order = Order(

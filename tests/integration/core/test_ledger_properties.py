@@ -136,7 +136,11 @@ class World:
                 ).all()
             )
             open_lots = Counter(
-                s.execute(select(Lot.inst_id, Lot.strategy).where(Lot.state == "open")).all()
+                s.execute(
+                    select(Lot.inst_id, Lot.strategy).where(
+                        Lot.state.in_(["open", "needs_attention"])
+                    )
+                ).all()
             )
             assert all(n <= 1 for n in open_buys.values()), open_buys
             assert all(n <= 1 for n in open_lots.values()), open_lots

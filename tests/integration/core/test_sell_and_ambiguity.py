@@ -70,7 +70,7 @@ def test_stop_loss_cancels_the_take_profit_and_sells_at_the_bid(engine: Engine) 
     buy_and_fill(engine)
     engine.venue.set_price("BTC-USDT", Decimal("56000"), Decimal("55990"), Decimal("56010"))
     result = process_sell(engine.rt, sell_message(reason="stop_loss"))
-    assert result.outcome == "sold" and result.lots == 1
+    assert result.outcome == "done" and result.lots == 1
     sells = [o for o in rows(engine, Order) if o.side == "sell"]
     assert [(o.purpose, o.state) for o in sells] == [("take_profit", "canceled"), ("exit", "live")]
     assert sells[1].px == Decimal("55990")

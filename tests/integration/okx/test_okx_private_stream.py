@@ -104,8 +104,18 @@ def test_logs_in_subscribes_and_reports_ready(
     assert fake.ws.subscribes == [{"channel": "orders", "instType": "SPOT"}]
     ready = [r for r in caplog.records if r.getMessage() == "orders_stream.ready"]
     assert len(ready) == 1
-    assert recorder.calls == []  # the first connect does not ask for a resync
+    # Pushes sent before we connected are lost too: even the first connection asks for one.
+    assert recorder.calls == [(SYNC_ACTIVE_ORDERS, [])]
     assert "test-secret-456" not in caplog.text and "test-pass-789" not in caplog.text
+
+
+def test_the_first_connection_asks_for_a_reconciliation_too(
+    fake: FakeOkx, recorder: Recorder, running: OrdersStream
+) -> None:
+    """Orders that changed while no stream listened (a restart, a first start after an outage)
+    were never pushed: reconciliation must catch up on the first connection as well."""
+    assert recorder.named(SYNC_ACTIVE_ORDERS) == [[]]  # sent before ``ready``
+    assert fake.ws.connections == 1
 
 
 def test_push_becomes_one_apply_order_update(
@@ -148,7 +158,7 @@ def test_pings_after_silence_and_stays_connected_on_pong(
 ) -> None:
     wait_for(lambda: fake.ws.pings >= 2)
     assert fake.ws.connections == 1
-    assert recorder.named(SYNC_ACTIVE_ORDERS) == []
+    assert recorder.named(SYNC_ACTIVE_ORDERS) == [[]]  # the first connection's only
 
 
 def test_missing_pong_reconnects_and_requests_a_sync(
@@ -156,8 +166,8 @@ def test_missing_pong_reconnects_and_requests_a_sync(
 ) -> None:
     fake.ws.pong = False
     wait_for(lambda: fake.ws.connections >= 2)
-    wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) >= 1)
-    assert recorder.named(SYNC_ACTIVE_ORDERS)[0] == []
+    wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) >= 2)
+    assert recorder.named(SYNC_ACTIVE_ORDERS)[1] == []
     assert len(fake.ws.logins) >= 2
 
 
@@ -165,7 +175,7 @@ def test_server_close_reconnects_resubscribes_and_syncs(
     fake: FakeOkx, recorder: Recorder, running: OrdersStream
 ) -> None:
     fake.close_sockets()
-    wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) == 1)
+    wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) == 2)  # first connection, then this
     assert fake.ws.connections == 2
     assert len(fake.ws.subscribes) == 2
     wait_for(lambda: fake.open_sockets == 1)
@@ -194,7 +204,7 @@ def test_notice_64008_reconnects_at_once(fake: FakeOkx, recorder: Recorder) -> N
             }
         )
         # A 10 s backoff would fail this wait: the notice path must not back off.
-        wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) == 1, timeout=2.0)
+        wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) == 2, timeout=2.0)
         assert fake.ws.connections == 2
     finally:
         stream.stop()
@@ -225,7 +235,7 @@ def test_broker_failure_reconnects_and_resyncs(
 ) -> None:
     recorder.fail_next = 1
     fake.push(ORDERS_PUSH)
-    wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) == 1)
+    wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) == 2)  # first connection, then this
     assert fake.ws.connections == 2
     fake.push(ORDERS_PUSH)  # not remembered as seen: the failed send is retried
     wait_for(lambda: len(recorder.named(APPLY_ORDER_UPDATE)) == 1)

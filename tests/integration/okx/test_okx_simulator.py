@@ -174,10 +174,11 @@ def test_orders_stream_against_the_simulator(sim: Any, ex: OkxExchange, ctl: Any
         assert len(filled) == 1 and isinstance(filled[0], dict)
         assert filled[0]["ord_id"] == placement.ord_id and "fill" in filled[0]
 
+        assert len(recorder.named(SYNC_ACTIVE_ORDERS)) == 1  # asked on the first connection
         ctl.ws("drop", "private")
-        wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) == 1)
-        ctl.ws("notice_64008", "private")
         wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) == 2)
+        ctl.ws("notice_64008", "private")
+        wait_for(lambda: len(recorder.named(SYNC_ACTIVE_ORDERS)) == 3)
     finally:
         stream.stop()
         thread.join(5)

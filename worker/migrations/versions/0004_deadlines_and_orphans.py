@@ -1,7 +1,7 @@
 """request deadlines (expTime) and orphans
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-30
 """
 
@@ -11,15 +11,15 @@ import worker.ledger.models
 
 
 revision = '0004'
-down_revision = '0001'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
 OPEN = "state IN ('pending_submit', 'live', 'partially_filled')"
 OLD_ORDERS = f"side = 'buy' AND {OPEN}"
 NEW_ORDERS = f"side = 'buy' AND purpose <> 'orphan' AND {OPEN}"
-OLD_LOTS = "state = 'open'"
-NEW_LOTS = "state = 'open' AND NOT orphan"
+OLD_LOTS = "state IN ('open', 'needs_attention')"
+NEW_LOTS = f"{OLD_LOTS} AND NOT orphan"
 
 
 def _swap_index(table: str, name: str, old: str, new: str) -> None:
