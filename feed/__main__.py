@@ -38,7 +38,14 @@ def _replay(settings: Settings, path: str) -> int:
             file=sys.stderr,
         )
         return 1
-    engine = Engine(rules, settings.strategies, PrintPublisher(), settings.SIGNAL_TTL_SECONDS)
+    engine = Engine(
+        rules,
+        settings.strategies,
+        PrintPublisher(),
+        settings.SIGNAL_TTL_SECONDS,
+        fee_rate_bound=settings.FEE_RATE_BOUND,
+        max_order_usdt=settings.MAX_ORDER_USDT,
+    )
     count = replay(path, engine)
     log_event("feed.replayed", messages=count, **engine.stats())
     return 0

@@ -88,7 +88,12 @@ class Feed:
         if not rules:
             raise FeedError(f"no live instruments among INSTRUMENTS={self.settings.INSTRUMENTS}")
         self.engine = Engine(
-            rules, self.settings.strategies, self.publish, self.settings.SIGNAL_TTL_SECONDS
+            rules,
+            self.settings.strategies,
+            self.publish,
+            self.settings.SIGNAL_TTL_SECONDS,
+            fee_rate_bound=self.settings.FEE_RATE_BOUND,
+            max_order_usdt=self.settings.MAX_ORDER_USDT,
         )
         inst_ids = [r.inst_id for r in rules]
         limiter = RateLimiter(CONNECTS_PER_SECOND, 1.0)

@@ -28,6 +28,7 @@ from feed.strategies.exits import Exit, ExitTracker, Position
 from worker.domain.errors import ConfigError
 from worker.domain.ids import signal_id_for
 from worker.domain.money import InstrumentRules
+from worker.domain.sizing import DEFAULT_FEE_RATE_BOUND, Unsizable
 from worker.signals import BuySignal, SellSignal
 from worker.strategy_config import StrategyConfig
 
@@ -44,11 +45,17 @@ class Engine:
         strategies: StrategyConfig,
         publish: Publish,
         signal_ttl_seconds: int = 10,
+        *,
+        fee_rate_bound: Decimal = DEFAULT_FEE_RATE_BOUND,
+        max_order_usdt: Decimal | None = None,
     ) -> None:
         self.states: dict[str, InstrumentState] = {r.inst_id: InstrumentState(r) for r in rules}
         self.config = strategies
         self.publish = publish
         self.ttl_ms = signal_ttl_seconds * 1000
+        # The workers' sizing settings: a buy they would skip as below_min_size is not sent.
+        self.fee_rate_bound = Decimal(fee_rate_bound)
+        self.max_order_usdt = max_order_usdt
         self.hourly = strategies.hourly_limit_ws if strategies.hourly_limit_ws.enabled else None
         self.gap = strategies.original_gap if strategies.original_gap.enabled else None
         self.stable = strategies.stable_buy_ws if strategies.stable_buy_ws.enabled else None
@@ -166,17 +173,23 @@ class Engine:
 
     def _buy(self, cand: Candidate, state: InstrumentState, order_usdt: Decimal, ts: int) -> None:
         state.fired[cand.strategy] = cand.bucket_key
-        sized = size_order(state.rules, cand.px, order_usdt)
+        sized = size_order(
+            state.rules,
+            cand.px,
+            order_usdt,
+            fee_rate=self.fee_rate_bound,
+            max_order_usdt=self.max_order_usdt,
+        )
         signal_id = signal_id_for(cand.strategy, cand.inst_id, cand.bucket)
-        if sized is None:
-            self.skipped["below_min_size"] += 1
+        if isinstance(sized, Unsizable):
+            self.skipped[sized.reason] = self.skipped.get(sized.reason, 0) + 1
             log_event(
                 "feed.buy_skipped",
-                reason="below_min_size",
+                reason=sized.reason,
                 signal_id=signal_id,
                 px=cand.px,
                 quote_sz=order_usdt,
-                min_sz=state.rules.min_sz,
+                detail=sized.detail,
             )
             return
         try:

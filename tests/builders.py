@@ -21,8 +21,15 @@ ETH = InstrumentRules(
 SOL = InstrumentRules(
     "SOL-USDT", Decimal("0.01"), Decimal("0.0001"), Decimal("0.01"), "SOL", "USDT"
 )
-INSTRUMENTS = (BTC, ETH, SOL)
-PRICES = {"BTC-USDT": Decimal("60000"), "ETH-USDT": Decimal("3000"), "SOL-USDT": Decimal("150")}
+# lotSz = minSz = 1: a buy of one unit nets 0.999 after the fee, less than a lot.
+XRP = InstrumentRules("XRP-USDT", Decimal("0.0001"), Decimal("1"), Decimal("1"), "XRP", "USDT")
+INSTRUMENTS = (BTC, ETH, SOL, XRP)
+PRICES = {
+    "BTC-USDT": Decimal("60000"),
+    "ETH-USDT": Decimal("3000"),
+    "SOL-USDT": Decimal("150"),
+    "XRP-USDT": Decimal("0.5"),
+}
 
 _seq = itertools.count()
 

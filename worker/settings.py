@@ -7,6 +7,7 @@ Nothing else in Limitflow reads ``os.environ``. Tests build settings from a dict
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from worker.domain.errors import ConfigError
+from worker.domain.sizing import DEFAULT_FEE_RATE_BOUND
 from worker.logs import mask_passwords
 from worker.strategy_config import StrategyConfig, load_strategy_config
 
@@ -65,6 +67,9 @@ class Settings(BaseSettings):
     MAX_ORDER_USDT: pydantic.condecimal(gt=0) = Field(default=100)  # type: ignore[valid-type]
     # Exits of one lot the exchange may refuse before the lot needs an operator's attention.
     MAX_EXIT_REFUSALS: int = Field(default=5, ge=1)
+    # Upper bound of the fee rate a buy pays in the base currency: buys are sized so that what
+    # they net after it is still a sellable lot (see ``worker.domain.sizing``).
+    FEE_RATE_BOUND: pydantic.condecimal(ge=0, lt=Decimal("0.1")) = DEFAULT_FEE_RATE_BOUND  # type: ignore[valid-type]
     STRATEGY_CONFIG: str = ""
     INSTRUMENTS: str = "BTC-USDT,ETH-USDT"
 

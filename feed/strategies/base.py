@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from worker.domain.money import InstrumentRules
+from worker.domain.sizing import BELOW_MIN_SIZE, Unsizable, size_buy
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,22 +23,33 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Sized:
-    """A candidate priced to ``tickSz`` and checked against ``lotSz``/``minSz``."""
+    """A candidate priced to ``tickSz``, to be bought for ``quote_sz``."""
 
     px: Decimal
     quote_sz: Decimal
-    base_sz: Decimal
 
 
-def size_order(rules: InstrumentRules, px: Decimal, order_usdt: Decimal) -> Sized | None:
-    """Round ``px`` down to ``tickSz``; ``None`` when ``order_usdt`` buys less than ``minSz``."""
-    px = rules.price_down(px)
-    if px <= 0:
-        return None
-    base = rules.size_down(order_usdt / px)
-    if base < rules.min_sz or base <= 0:
-        return None
-    return Sized(px=px, quote_sz=order_usdt, base_sz=base)
+def size_order(
+    rules: InstrumentRules,
+    px: Decimal,
+    order_usdt: Decimal,
+    *,
+    fee_rate: Decimal,
+    max_order_usdt: Decimal | None = None,
+) -> Sized | Unsizable:
+    """Size a candidate by the workers' rule (``worker.domain.sizing``).
+
+    ``Unsizable`` only when the workers would skip it as ``below_min_size`` (it cannot buy a
+    sellable lot within ``order_usdt`` and ``max_order_usdt``); any other limit is the
+    workers' to apply and record.
+    """
+    cap = max_order_usdt if max_order_usdt is not None else order_usdt
+    result = size_buy(rules, px, quote_sz=order_usdt, fee_rate=fee_rate, max_order_usdt=cap)
+    if isinstance(result, Unsizable):
+        if result.reason == BELOW_MIN_SIZE:
+            return result
+        return Sized(px=rules.price_down(px), quote_sz=order_usdt)
+    return Sized(px=result.px, quote_sz=order_usdt)
 
 
 def already_fired(fired: dict[str, int], strategy: str, bucket_key: int) -> bool:

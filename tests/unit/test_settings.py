@@ -19,6 +19,7 @@ def test_defaults_point_at_embedded_stores_and_the_simulator(tmp_path: Path) -> 
     assert s.MEMORY_SYNC_INTERVAL_SECONDS == 300 and s.PENDING_TIMEOUT_SECONDS == 60
     assert s.BUY_GUARD_WINDOW_SECONDS == 7200 and s.SIGNAL_TTL_SECONDS == 10
     assert s.MAX_OPEN_POSITIONS == 20 and s.MAX_ORDER_USDT == Decimal(100)
+    assert s.FEE_RATE_BOUND == Decimal("0.001")  # OKX's regular spot taker rate
 
 
 @pytest.mark.parametrize(
@@ -29,12 +30,20 @@ def test_defaults_point_at_embedded_stores_and_the_simulator(tmp_path: Path) -> 
         ({"DATABASE_URL": "mysql://x/y"}, "postgresql"),
         ({"INSTRUMENTS": "BTC/USDT"}, "INSTRUMENTS"),
         ({"OKX_DEMO": "maybe"}, "OKX_DEMO"),
+        ({"FEE_RATE_BOUND": "-0.001"}, "FEE_RATE_BOUND"),
+        ({"FEE_RATE_BOUND": "0.1"}, "FEE_RATE_BOUND"),
+        ({"FEE_RATE_BOUND": "one tenth"}, "FEE_RATE_BOUND"),
     ],
 )
 def test_bad_values_give_one_clear_sentence(values: dict[str, str], words: str) -> None:
     with pytest.raises(ConfigError, match=words) as info:
         load_settings(values)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("rate", ["0", "0.0008", "0.0999"])
+def test_fee_rate_bound_from_zero_to_below_ten_percent(rate: str) -> None:
+    assert load_settings({"FEE_RATE_BOUND": rate}).FEE_RATE_BOUND == Decimal(rate)
 
 
 def test_secret_values_are_never_echoed() -> None:

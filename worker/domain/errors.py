@@ -11,8 +11,10 @@ to do from the branch alone::
     +-- ExchangeError               anything the exchange port raises
         +-- Retryable               try again later; the order's state is not known to be final
         |   +-- RateLimited         HTTP 429 / 50011: back off
-        |   +-- ExchangeUnavailable 5xx, 50001, 50013, maintenance
-        |   +-- StateUnknown        timeout or dropped connection: the request may have landed
+        |   +-- ExchangeUnavailable 50001, 50013, a 5xx with an OKX body, maintenance
+        |   +-- StateUnknown        timeout, dropped connection, unreadable body, 408/425/499,
+        |                           "system error", "order timed out", any code we do not
+        |                           know: the request may have landed
         +-- Fatal                   the exchange said no: retrying the same request cannot help
         |   +-- OrderRejected       placement refused (price, size, balance, instrument)
         |   |   +-- InsufficientFunds

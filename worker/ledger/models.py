@@ -1,9 +1,9 @@
-"""SQLAlchemy models of the ledger. Money is NUMERIC; times are timezone-aware UTC."""
+"""SQLAlchemy models of the ledger. Money is exact (``Money``); times are timezone-aware UTC."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -16,12 +16,19 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    Text,
     UniqueConstraint,
+    literal,
     text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 NUMERIC = Numeric(38, 18)
 # BIGINT primary keys on PostgreSQL, INTEGER (the rowid alias) on SQLite.
@@ -55,8 +62,106 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# NUMERIC(38, 18): 20 digits before the point, 18 after (PostgreSQL rounds half away from 0).
+_QUANTUM = Decimal("1E-18")
+_LIMIT = Decimal("1E+20")
+_CONTEXT = Context(prec=60)
+
+
+def canonical_money(value: Decimal | int | str) -> str:
+    """The text SQLite stores for a money value: what NUMERIC(38, 18) would hold, written in
+    plain notation without trailing zeros (equal numbers, equal strings): ``0.0696``, ``10``.
+    """
+    if isinstance(value, float | bool):
+        raise TypeError(f"money must be a Decimal, not {type(value).__name__}: floats are inexact")
+    d = Decimal(value)
+    if not d.is_finite():
+        raise ValueError(f"money must be finite, got {value!r}")
+    d = d.quantize(_QUANTUM, rounding=ROUND_HALF_UP, context=_CONTEXT)
+    if d.copy_abs() >= _LIMIT:  # copy_abs: abs() would round to 28 digits
+        raise ValueError(f"{value} does not fit NUMERIC(38, 18)")
+    if not d:
+        return "0"
+    return format(d.normalize(_CONTEXT), "f")
+
+
+class _SqliteNumber(FunctionElement[Decimal]):
+    """A money expression compared as a number: ``CAST(x AS NUMERIC)`` on SQLite, ``x``
+    elsewhere."""
+
+    inherit_cache = True
+
+
+@compiles(_SqliteNumber)
+def _number_default(element: _SqliteNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_SqliteNumber, "sqlite")
+def _number_sqlite(element: _SqliteNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS NUMERIC)"
+
+
+# Comparisons that order numbers. Equality needs no cast: equal numbers are equal strings.
+_ORDERING = frozenset(
+    {operators.lt, operators.le, operators.gt, operators.ge, operators.between_op}
+)
+
+
+class Money(TypeDecorator[Decimal]):
+    """Exact decimals: NUMERIC(38, 18) on PostgreSQL, canonical text on SQLite.
+
+    SQLite has no decimal type: NUMERIC stores a REAL there (0.3 came back as
+    0.29999999999999998). Text is exact, but compares as text ("9" > "10"), so every ordering
+    comparison of a money column in SQL (``<``, ``<=``, ``>``, ``>=``, ``between``) is cast to
+    a number on SQLite; ``==``/``!=`` compare the canonical strings exactly. A cast number is
+    a double: exact for signs and for values up to 15 significant digits. Never SUM, AVG,
+    MIN, MAX, ORDER BY or do arithmetic on money in SQL: SQLite would do it on floats or on
+    text. Read the rows and compute with ``Decimal`` in Python.
+    """
+
+    impl = NUMERIC
+    cache_ok = True
+
+    class comparator_factory(TypeDecorator.Comparator[Decimal]):
+        def operate(self, op: Any, *other: Any, **kwargs: Any) -> ColumnElement[Any]:
+            if op in _ORDERING:
+                expr = _SqliteNumber(self.expr)
+                others = [_SqliteNumber(_as_money(o, self.type)) for o in other]
+                return op(expr, *others, **kwargs)  # type: ignore[no-any-return]
+            return super().operate(op, *other, **kwargs)
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(NUMERIC)
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return canonical_money(value)
+        if isinstance(value, float | bool):
+            raise TypeError(f"money must be a Decimal, not {type(value).__name__}")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None or isinstance(value, Decimal):
+            return value
+        if isinstance(value, float):  # a REAL left by SQLite arithmetic
+            return Decimal(repr(value))
+        return Decimal(value)
+
+
+def _as_money(value: Any, type_: TypeEngine[Any]) -> Any:
+    """A plain value becomes a bound money parameter (canonical text on SQLite)."""
+    if hasattr(value, "__clause_element__"):  # a mapped attribute such as ``Lot.sold_sz``
+        value = value.__clause_element__()
+    return value if isinstance(value, ColumnElement) else literal(value, type_)
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {Decimal: NUMERIC, datetime: UTCDateTime()}
+    type_annotation_map = {Decimal: Money(), datetime: UTCDateTime()}
 
 
 class Slot(Base):

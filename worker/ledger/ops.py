@@ -41,6 +41,7 @@ from worker.domain.orders import (
     apply_event,
     event_for_exchange_state,
 )
+from worker.domain.sizing import lot_from_fill
 from worker.exchange.port import OrderSnapshot
 from worker.ledger.db import Executor, Ledger, lock_key
 from worker.ledger.models import ORPHAN, EngineFlag, Fill, Lot, Order, Signal
@@ -449,14 +450,10 @@ def try_apply_snapshot(
 
 
 def lot_size_from_buy(order: Order, rules: InstrumentRules) -> tuple[Decimal, Decimal]:
-    """What a buy delivered: ``(size, dust)``. A base-currency fee is taken off first."""
-    gross = order.filled_sz
+    """What a buy delivered: ``(size, dust)``. A base-currency fee is taken off first, by the
+    rule the buy was sized with (``worker.domain.sizing``)."""
     fee_in_base = order.fee if order.fee_ccy == rules.base_ccy else Decimal(0)
-    net = max(gross - fee_in_base, Decimal(0))
-    size = rules.size_down(net)
-    if size < rules.min_sz:
-        return Decimal(0), net
-    return size, net - size
+    return lot_from_fill(rules, order.filled_sz, fee_in_base)
 
 
 def slot_taken_by_another(

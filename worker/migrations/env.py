@@ -16,6 +16,12 @@ def run_migrations() -> None:
     assert url, "the caller sets sqlalchemy.url"
     engine = make_engine(url)
     with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            # Batch mode rebuilds a table by copy, drop and rename, which enforced foreign
+            # keys forbid while other tables reference it (SQLite's documented ALTER
+            # procedure turns them off). Set outside any transaction, where the pragma
+            # works; a migration that rebuilds tables runs ``PRAGMA foreign_key_check``.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

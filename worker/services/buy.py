@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -13,9 +14,11 @@ from worker.domain.deadlines import placement_deadline, to_epoch_ms
 from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
+from worker.domain.sizing import Unsizable, size_buy
 from worker.ledger import ops
 from worker.runtime import Runtime
 from worker.services.orders import Intent, send
+from worker.settings import Settings
 from worker.signals import BuySignal, parse_buy
 
 
@@ -118,7 +121,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         rules = rt.rules(signal.inst_id)
     except Fatal as exc:
         return skip("invalid_instrument", str(exc))
-    px, sz, size_problem = _order_size(signal, rules, settings.MAX_ORDER_USDT)
+    px, sz, size_problem = _order_size(signal, rules, settings)
 
     with rt.ledger.connect() as s:
         rt.ledger.lock_slot(s, signal.inst_id, signal.strategy)
@@ -171,16 +174,17 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
 
 
 def _order_size(
-    signal: BuySignal, rules: InstrumentRules, max_order_usdt: Any
-) -> tuple[Any, Any, tuple[str, str] | None]:
-    """Round price down to tickSz and size down to lotSz; say why the order cannot go."""
-    px = rules.price_down(signal.px)
-    if px <= 0:
-        return px, 0, ("below_min_size", f"price {signal.px} rounds to 0 at tickSz {rules.tick_sz}")
-    raw = signal.sz if signal.sz is not None else signal.quote_sz / px  # type: ignore[operator]
-    sz = rules.size_down(raw)
-    if sz < rules.min_sz or sz <= 0:
-        return px, sz, ("below_min_size", f"size {sz} < minSz {rules.min_sz}")
-    if px * sz > max_order_usdt:
-        return px, sz, ("risk_limit", f"order value {px * sz} > MAX_ORDER_USDT={max_order_usdt}")
-    return px, sz, None
+    signal: BuySignal, rules: InstrumentRules, settings: Settings
+) -> tuple[Decimal, Decimal, tuple[str, str] | None]:
+    """Price, size, and why the order cannot go (see ``worker.domain.sizing``)."""
+    sized = size_buy(
+        rules,
+        signal.px,
+        sz=signal.sz,
+        quote_sz=signal.quote_sz,
+        fee_rate=settings.FEE_RATE_BOUND,
+        max_order_usdt=settings.MAX_ORDER_USDT,
+    )
+    if isinstance(sized, Unsizable):
+        return Decimal(0), Decimal(0), (sized.reason, sized.detail)
+    return sized.px, sized.sz, None

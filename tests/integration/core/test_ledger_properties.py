@@ -211,12 +211,13 @@ def test_ledger_invariants_hold_under_any_interleaving(
         world.ledger.engine.dispose()
 
 
-def test_models_and_migrations_agree(pg_url: str) -> None:
-    """The schema the migrations build is the schema the models describe."""
+def test_models_and_migrations_agree(db_url: str) -> None:
+    """The schema the migrations build is the schema the models describe (both databases:
+    on SQLite money columns are TEXT)."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    ledger = Ledger.from_url(pg_url)
+    ledger = Ledger.from_url(db_url)
     with ledger.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     ledger.engine.dispose()

@@ -172,9 +172,12 @@ def test_429_drains_the_bucket_so_the_next_request_waits(fake: FakeOkx) -> None:
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_error_is_unavailable(fake: FakeOkx, exchange: OkxExchange, status: int) -> None:
+def test_server_error_page_is_state_unknown(
+    fake: FakeOkx, exchange: OkxExchange, status: int
+) -> None:
+    # A gateway's HTML page: the order may have reached the matching engine.
     fake.script("POST", TRADE_ORDER, Reply("<html>bad gateway</html>", status, raw=True))
-    with pytest.raises(ExchangeUnavailable):
+    with pytest.raises(StateUnknown):
         exchange.place_order(REQ)
 
 

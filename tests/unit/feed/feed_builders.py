@@ -42,9 +42,13 @@ def candle(inst_id: str, open_ts: int, open_px: str) -> bytes:
 
 
 class Harness:
-    def __init__(self, config: StrategyConfig, *inst_rules: InstrumentRules) -> None:
+    def __init__(
+        self, config: StrategyConfig, *inst_rules: InstrumentRules, **engine_options: Any
+    ) -> None:
         self.signals: list[BuySignal | SellSignal] = []
-        self.engine = Engine(inst_rules or (rules(),), config, self.signals.append)
+        self.engine = Engine(
+            inst_rules or (rules(),), config, self.signals.append, **engine_options
+        )
 
     def tick(self, inst_id: str, last: str, ts: int, **fields: str) -> list[BuySignal | SellSignal]:
         before = len(self.signals)

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from feed_builders import HOUR, T0, Harness, only, rules
 
-from worker.signals import parse_buy, to_message
+from worker.signals import BuySignal, parse_buy, to_message
 
 
 def harness(**params: object) -> Harness:
@@ -90,14 +90,37 @@ def test_order_below_min_size_is_skipped_and_counted() -> None:
     assert h.engine.skipped["below_min_size"] == 1  # once per bucket
 
 
-def test_min_size_edge_with_lot_rounding() -> None:
-    # 10 USDT at 97 -> 0.10309 -> lotSz 0.1 -> 0.1 == minSz: just enough.
+def test_a_buy_that_would_net_less_than_min_size_is_skipped() -> None:
+    # 10 USDT at 97 -> 0.10309 -> lotSz 0.1 -> 0.1 == minSz, but the fee is taken in the base
+    # currency: it would net 0.0999, no lot at all.
     h = Harness(only("hourly_limit_ws"), rules(lot="0.1", min_sz="0.1"))
     h.candle("BTC-USDT", T0, "100")
-    assert len(h.tick("BTC-USDT", "90", T0 + 1)) == 1
-    h2 = Harness(only("hourly_limit_ws"), rules(lot="0.1", min_sz="0.2"))
+    assert h.tick("BTC-USDT", "90", T0 + 1) == []
+    assert h.engine.skipped["below_min_size"] == 1
+    # 20 USDT buys 0.2, which nets 0.1998: one sellable lot of 0.1.
+    h2 = Harness(only("hourly_limit_ws", order_usdt="20"), rules(lot="0.1", min_sz="0.1"))
     h2.candle("BTC-USDT", T0, "100")
-    assert h2.tick("BTC-USDT", "90", T0 + 1) == []
+    [sig] = h2.tick("BTC-USDT", "90", T0 + 1)
+    assert isinstance(sig, BuySignal) and (sig.px, sig.quote_sz) == (Decimal("97"), 20)
+
+
+def test_the_feed_sizes_with_the_workers_fee_bound_and_order_cap() -> None:
+    no_fee = Harness(only("hourly_limit_ws"), rules(lot="0.1", min_sz="0.1"), fee_rate_bound=0)
+    no_fee.candle("BTC-USDT", T0, "100")
+    assert len(no_fee.tick("BTC-USDT", "90", T0 + 1)) == 1  # 0.1 nets 0.1
+    # The smallest sellable buy (0.2 at 97 = 19.4 USDT) is over MAX_ORDER_USDT: skipped.
+    capped = Harness(
+        only("hourly_limit_ws", order_usdt="20"),
+        rules(lot="0.1", min_sz="0.1"),
+        max_order_usdt=Decimal("15"),
+    )
+    capped.candle("BTC-USDT", T0, "100")
+    assert capped.tick("BTC-USDT", "90", T0 + 1) == []
+    assert capped.engine.skipped["below_min_size"] == 1
+    # A sellable order that is merely too big is the workers' to refuse (and record).
+    big = Harness(only("hourly_limit_ws", order_usdt="200"), max_order_usdt=Decimal("100"))
+    big.candle("BTC-USDT", T0, "100")
+    assert len(big.tick("BTC-USDT", "90", T0 + 1)) == 1
 
 
 def test_disabled_strategy_never_fires() -> None:

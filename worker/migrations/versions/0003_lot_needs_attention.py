@@ -1,7 +1,7 @@
 """lots that need attention: a wider state, exit refusals, the operator's settlement
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01
 
 A lot whose exits the exchange refuses MAX_EXIT_REFUSALS times moves to ``needs_attention``
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
