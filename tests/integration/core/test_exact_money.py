@@ -154,7 +154,7 @@ def test_a_lot_of_0_0696_is_sold_whole(engine: Engine) -> None:
     assert lot.size == Decimal("0.0696")
 
     engine.venue.set_price("SOL-USDT", Decimal("140"), Decimal("139.99"), Decimal("140.01"))
-    assert process_sell(engine.rt, sell_message(inst_id="SOL-USDT")).outcome == "sold"
+    assert process_sell(engine.rt, sell_message(inst_id="SOL-USDT")).outcome == "done"
     with engine.rt.ledger.begin() as s:
         [exit_order] = s.scalars(select(Order).where(Order.purpose == "exit"))
     assert exit_order.sz == Decimal("0.0696")
@@ -224,8 +224,14 @@ def test_migration_0002_turns_sqlite_reals_into_exact_text(tmp_path: Any) -> Non
             sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
             indexes = {name: text for name, text in conn.exec_driver_sql(sql).all()}
         # The partial unique indexes (one open buy, one open lot per slot) survived as such.
-        assert "WHERE side = 'buy' AND state IN" in indexes["uq_orders_open_buy_per_slot"]
-        assert "WHERE state = 'open'" in indexes["uq_lots_open_per_slot"]
+        assert (
+            "WHERE side = 'buy' AND purpose <> 'orphan' AND state IN"
+            in indexes["uq_orders_open_buy_per_slot"]
+        )
+        assert (
+            "WHERE state IN ('open', 'needs_attention') AND NOT orphan"
+            in indexes["uq_lots_open_per_slot"]
+        )
         assert {"ix_orders_state", "ix_lots_state", "ix_fills_order_id"} <= set(indexes)
     finally:
         ledger.engine.dispose()

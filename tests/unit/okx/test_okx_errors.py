@@ -30,6 +30,7 @@ from worker.domain.errors import (
     OrderNotFound,
     OrderRejected,
     RateLimited,
+    RequestExpired,
     Retryable,
     StateUnknown,
 )
@@ -64,7 +65,8 @@ CASES: list[tuple[str, type[ExchangeError]]] = [
     ("50114", AuthenticationError),
     ("50007", OrderRejected),
     ("50014", OrderRejected),
-    ("50037", OrderRejected),
+    ("50036", RequestExpired),  # the request arrived after its expTime: not processed
+    ("50037", RequestExpired),
     ("50119", AuthenticationError),
     ("51127", InsufficientFunds),
     # The venue says it does not know what became of the request.
