@@ -79,6 +79,7 @@ def test_a_placement_that_reaches_the_venue_after_its_deadline_is_dropped_and_th
     msg = buy_message()
     cid = buy_cl_ord_id("hourly_limit_ws", msg["signal_id"])
     process_buy(rt, msg)
+    time.sleep(2.0)  # the held request has reached the venue by now (the client gave up)
     engine.venue.clear_faults()
     # The venue honoured expTime: nothing rests there, whatever the client saw.
     assert venue_orders(engine.venue, cid) == []
