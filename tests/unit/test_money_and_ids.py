@@ -6,13 +6,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from worker.domain.errors import InvalidSignal
 from worker.domain.ids import (
     STRATEGIES,
     buy_cl_ord_id,
     parse_cl_ord_id,
     sell_cl_ord_id,
 )
-from worker.domain.money import InstrumentRules, round_down, round_up, to_decimal
+from worker.domain.money import (
+    InstrumentRules,
+    quantize_str,
+    round_down,
+    round_up,
+    to_decimal,
+)
 
 RULES = InstrumentRules(
     "BTC-USDT", Decimal("0.1"), Decimal("0.00000001"), Decimal("0.00001"), "BTC", "USDT"
@@ -65,3 +72,63 @@ def test_cl_ord_ids_are_29_alphanumerics_and_parse_back() -> None:
 )
 def test_foreign_cl_ord_ids_are_not_ours(cid: str) -> None:
     assert parse_cl_ord_id(cid) is None
+
+
+@pytest.mark.parametrize("position", range(5, 29))
+@pytest.mark.parametrize("char", ["g", "z", "A", "F", "X", "-", " "])
+def test_a_non_hex_character_anywhere_in_the_hash_is_not_ours(position: int, char: str) -> None:
+    cid = buy_cl_ord_id("hourly_limit_ws", "hourly_limit_ws:BTC-USDT:2026112408")
+    assert parse_cl_ord_id(cid) == ("hourly_limit_ws", "buy")
+    assert parse_cl_ord_id(cid[:position] + char + cid[position + 1 :]) is None
+
+
+def test_an_unknown_strategy_is_named_in_the_error() -> None:
+    with pytest.raises(InvalidSignal, match="unknown strategy 'moon'"):
+        buy_cl_ord_id("moon", "x")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (1.5, "value must be a decimal string, not float"),
+        (True, "value must be a decimal string, not bool"),
+        (None, "value must be a decimal string, not NoneType"),
+        ([1], "value must be a decimal string, not list"),
+        ("abc", "value is not a number: 'abc'"),
+        ("NaN", "value must be finite, got 'NaN'"),
+        (Decimal("-Infinity"), "value must be finite, got Decimal('-Infinity')"),
+    ],
+)
+def test_to_decimal_says_what_is_wrong(bad: object, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        to_decimal(bad)
+    assert str(caught.value) == message
+    with pytest.raises(ValueError, match=r"^px "):
+        to_decimal(bad, "px")
+
+
+def test_zero_is_never_a_tradable_size_even_without_a_minimum() -> None:
+    free = InstrumentRules("X-USDT", Decimal("0.1"), Decimal("0.01"), Decimal("0"), "X", "USDT")
+    assert not free.is_tradable_size(Decimal("0"))
+    assert free.is_tradable_size(Decimal("0.01"))
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        ("61234.50", "61234.5"),  # trailing zeros go
+        ("1.2300", "1.23"),
+        ("100", "100"),  # but not the zeros of an integer
+        ("100.000", "100"),
+        ("0.000", "0"),
+        ("1E+3", "1000"),  # large exponents are written out
+        ("1.5E+10", "15000000000"),
+        ("2.50E+2", "250"),
+        ("1E-8", "0.00000001"),  # so are small ones
+        ("0.000001000", "0.000001"),
+        ("1.2E-10", "0.00000000012"),
+        ("123456789.123456789", "123456789.123456789"),
+    ],
+)
+def test_quantize_str_writes_plain_decimals_without_trailing_zeros(value: str, sent: str) -> None:
+    assert quantize_str(Decimal(value)) == sent

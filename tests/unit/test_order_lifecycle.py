@@ -17,6 +17,7 @@ from worker.domain.orders import (
     OrderState,
     Outcome,
     apply_event,
+    event_for_exchange_state,
 )
 
 S, E = OrderState, OrderEvent
@@ -123,3 +124,45 @@ def test_random_news_never_moves_backwards(events: list[OrderEvent]) -> None:
         if state.is_terminal and not state.is_inferred:
             assert new is state
         state = new
+
+
+@pytest.mark.parametrize(
+    ("state", "terminal"),
+    [
+        (S.PENDING_SUBMIT, False),
+        (S.LIVE, False),
+        (S.PARTIALLY_FILLED, False),
+        (S.FILLED, True),
+        (S.CANCELED, True),
+        (S.REJECTED, True),
+        (S.FAILED, True),
+    ],
+)
+def test_is_terminal(state: OrderState, terminal: bool) -> None:
+    assert state.is_terminal is terminal
+
+
+@pytest.mark.parametrize(
+    ("reported", "event"),
+    [
+        (S.LIVE, E.ACCEPTED),
+        (S.PARTIALLY_FILLED, E.PARTIALLY_FILLED),
+        (S.FILLED, E.FILLED),
+        (S.CANCELED, E.CANCELED),
+    ],
+)
+def test_each_state_the_exchange_reports_maps_to_its_event(
+    reported: OrderState, event: OrderEvent
+) -> None:
+    assert event_for_exchange_state(reported) is event
+
+
+@pytest.mark.parametrize("state", [S.PENDING_SUBMIT, S.REJECTED, S.FAILED])
+def test_states_the_exchange_never_reports_have_no_event(state: OrderState) -> None:
+    with pytest.raises(KeyError):
+        event_for_exchange_state(state)
+
+
+def test_an_illegal_transition_names_the_state_and_the_event() -> None:
+    with pytest.raises(IllegalTransition, match="order in state filled cannot take event canceled"):
+        apply_event(S.FILLED, E.CANCELED)

@@ -33,6 +33,7 @@ def test_stop_loss_edge_and_px_is_best_bid() -> None:
     [sig] = h.tick("BTC-USDT", "95", T0 + 2, bidPx="94.9")
     assert isinstance(sig, SellSignal)
     assert sig.reason == "stop_loss" and sig.px == Decimal("94.9")
+    assert sig.signal_id == "hourly_limit_ws:BTC-USDT:lot1-stop_loss-202611290800"
     assert sig.created_at == T0 + 2
     assert parse_sell(to_message(sig)) == sig
 

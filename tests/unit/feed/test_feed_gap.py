@@ -75,3 +75,25 @@ def test_window_maximum_matches_brute_force() -> None:
         exact = max(p for t, p in history if t > ts - 1_000)
         loose = max(p for t, p in history if t > ts - 1_000 - window.slot_ms)
         assert exact <= got <= loose
+
+
+def test_a_price_leaves_the_window_after_exactly_the_window() -> None:
+    window = GapWindow(512_000)  # 512 slots of one second
+    window.push(0, Decimal(7))
+    assert window.push(511_999, Decimal(1)) == Decimal(7)  # still inside
+    assert window.push(512_000, Decimal(1)) == Decimal(1)  # 7 is one window old: gone
+
+
+def test_a_high_is_forgotten_within_one_slot_after_the_window() -> None:
+    h = harness()  # 60 s: slots of 117 ms
+    start = T0 - T0 % 117  # the start of a slot
+    h.tick("BTC-USDT", "100", start)
+    # One window and one slot later 100 is gone: 97 is measured against itself.
+    assert h.tick("BTC-USDT", "97", start + 60_000 + 117) == []
+
+
+def test_a_flat_market_keeps_one_entry() -> None:
+    window = GapWindow(60_000)
+    for i in range(1_000):
+        assert window.push(i * 50, Decimal(3)) == Decimal(3)
+    assert len(window) == 1
