@@ -304,3 +304,20 @@ def test_a_buy_signal_that_waited_for_the_slot_lock_past_its_expiry_is_expired(
     cid = buy_cl_ord_id("hourly_limit_ws", msg["signal_id"])
     assert cid not in orders(engine)
     assert engine.venue.placements_for(cid) == 0
+
+
+def test_a_take_profit_inferred_failed_that_filled_closes_its_lot(engine: Engine) -> None:
+    msg = buy_message()
+    process_buy(engine.rt, msg)
+    engine.settle_price("BTC-USDT", "60000")  # the buy fills; its take-profit rests
+    [tp] = [o for o in orders(engine).values() if o.purpose == "take_profit"]
+    infer(engine, tp.cl_ord_id, OrderState.FAILED)
+    engine.venue.set_price("BTC-USDT", Decimal("61000"))  # the take-profit fills
+    engine.venue.drain_updates()  # its push was lost
+    report = sync_active_orders(engine.rt)
+    assert report["taken_back"] == 1
+    assert orders(engine)[tp.cl_ord_id].state == "filled"
+    [lot] = lots(engine)
+    assert lot.state == "closed" and lot.sold_sz > 0
+    # Nothing else was sold: the lot's only sell is the take-profit that filled.
+    assert [o.cl_ord_id for o in orders(engine).values() if o.side == "sell"] == [tp.cl_ord_id]
