@@ -145,6 +145,41 @@ def test_a_sellable_buy_above_max_order_usdt_is_a_risk_limit() -> None:
     assert result.detail == "order value 200 > MAX_ORDER_USDT=100"
 
 
+def test_an_order_worth_exactly_max_order_usdt_is_allowed() -> None:
+    buy = sized(by_quote(WHOLE, "10", "100", cap=D("100")))  # 10 units at 10 = 100 USDT
+    assert (buy.sz, buy.px * buy.sz) == (D("10"), D("100"))
+
+
+def test_a_smallest_sellable_buy_worth_exactly_max_order_usdt_is_a_risk_limit_above_it() -> None:
+    # 2 units at 50 = 100 USDT is the smallest sellable buy and just fits: asking for more is
+    # a risk limit, not "below min size".
+    result = refused(by_quote(WHOLE, "50", "150", cap=D("100")), RISK_LIMIT)
+    assert result.detail == "order value 150 > MAX_ORDER_USDT=100"
+
+
+def test_the_details_name_the_numbers() -> None:
+    by_base = refused(size_buy(WHOLE, D("0.5"), sz=D("1"), fee_rate=FEE, max_order_usdt=NO_CAP))
+    assert by_base.detail == (
+        "sz 1 nets 0.999 after a fee of up to 0.001, below minSz 1 (lotSz 1): "
+        "a sellable lot needs a buy of 2 (1 USDT)"
+    )
+    by_quote_ = refused(by_quote(WHOLE, "0.5", "0.5"))
+    assert by_quote_.detail == (
+        "0.5 USDT buys 1 at 0.5, which nets 0.999 after a fee of up to 0.001, below minSz 1 "
+        "(lotSz 1): a sellable lot needs a buy of 2 (1 USDT), over the budget 0.5 USDT"
+    )
+    too_big = refused(by_quote(WHOLE, "60", "130", cap=D("100")))
+    assert too_big.detail == (
+        "the smallest sellable buy, 2 at 60 = 120 USDT, is over MAX_ORDER_USDT=100"
+    )
+
+
+def test_giving_both_or_neither_size_says_so() -> None:
+    with pytest.raises(ValueError) as err:
+        size_buy(SOL, D("1"), fee_rate=FEE, max_order_usdt=NO_CAP)
+    assert str(err.value) == "give exactly one of sz and quote_sz"
+
+
 steps = st.sampled_from([D("1"), D("0.1"), D("0.01"), D("0.0001"), D("0.00000001"), D("0.5")])
 
 
