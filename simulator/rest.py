@@ -22,6 +22,7 @@ from simulator.auth import AuthError, Credentials, check_rest
 from simulator.candles import is_bar
 from simulator.core import Simulator
 from simulator.faults import Fault
+from simulator.timeline import now_us
 from simulator.trade import RequestError
 
 log = logging.getLogger("simulator")
@@ -83,6 +84,7 @@ class RestApi:
 
     def _public(self, fn: Callable[[Mapping[str, str]], dict[str, Any]]) -> Handler:
         async def handler(request: web.Request) -> web.Response:
+            self.sim.timeline.requests[request.path] += 1
             fault = self.sim.faults.take("public")
             return await self._run(fault, lambda: fn(request.query), timed=False)
 
@@ -97,6 +99,7 @@ class RestApi:
         self, op: str, fn: Callable[[Mapping[str, str]], dict[str, Any]], timed: bool = True
     ) -> Handler:
         async def handler(request: web.Request) -> web.Response:
+            self.sim.timeline.requests[request.path] += 1
             refused = self._authenticate(request, "")
             if refused is not None:
                 return refused
@@ -107,6 +110,8 @@ class RestApi:
 
     def _post(self, op: str, fn: Callable[[Any, Any], dict[str, Any]]) -> Handler:
         async def handler(request: web.Request) -> web.Response:
+            received = now_us()
+            self.sim.timeline.requests[request.path] += 1
             raw = await request.read()
             text = raw.decode("utf-8", errors="replace")
             refused = self._authenticate(request, text)
@@ -116,10 +121,18 @@ class RestApi:
                 body = orjson.loads(raw) if raw.strip() else {}
             except orjson.JSONDecodeError:
                 return error("50002", "JSON syntax error", 400)
+            if op == "place_order":
+                self._note_orders(body, received)
             fault = self.sim.faults.take(op)
             return await self._run(fault, lambda: fn(self.sim.engine, body), timed=True)
 
         return handler
+
+    def _note_orders(self, body: Any, received_us: int) -> None:
+        for item in body if isinstance(body, list) else [body]:
+            if isinstance(item, dict):
+                cl_ord_id, inst_id = item.get("clOrdId"), item.get("instId")
+                self.sim.timeline.order_received(str(cl_ord_id or ""), str(inst_id), received_us)
 
     def _authenticate(self, request: web.Request, body: str) -> web.Response | None:
         if request.headers.get("x-simulated-trading") is None:
