@@ -4,6 +4,10 @@ Run: ``.venv/bin/python benchmarks/bench_feed.py [--messages N] [--instruments K
 Prints the engine's rate (all four strategies enabled, realistic OKX ticker pushes, prices
 wandering around the hour open so strategies fire now and then) and, measured in the same
 run, a bare ``orjson.loads`` loop over the same messages; the ratio is what to compare.
+
+Rates are per CPU second of this (single-threaded) process, which is what "per core" means;
+on a shared machine the wall clock also counts the time other processes held the core, so
+the wall-clock rate is printed too, for reference only.
 """
 
 from __future__ import annotations
@@ -67,13 +71,15 @@ def engine(k: int, published: list[BuySignal | SellSignal]) -> Engine:
     return eng
 
 
-def best_rate(fn: object, msgs: list[bytes], repeat: int) -> float:
-    best = float("inf")
+def best_rates(fn: object, msgs: list[bytes], repeat: int) -> tuple[float, float]:
+    """Messages per CPU second and per wall-clock second, best of ``repeat`` runs."""
+    best_cpu = best_wall = float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        cpu, wall = time.process_time(), time.perf_counter()
         fn(msgs)  # type: ignore[operator]
-        best = min(best, time.perf_counter() - start)
-    return len(msgs) / best
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+    return len(msgs) / best_cpu, len(msgs) / best_wall
 
 
 def main() -> None:
@@ -100,16 +106,16 @@ def main() -> None:
         for m in batch:
             handle(m)
 
-    bare_rate = best_rate(bare, msgs, args.repeat)
-    feed_rate = best_rate(evaluated, msgs, args.repeat)
+    bare_rate, bare_wall = best_rates(bare, msgs, args.repeat)
+    feed_rate, feed_wall = best_rates(evaluated, msgs, args.repeat)
     eng = engines[-1]
     print(f"messages         {len(msgs)} ({args.instruments} instruments, 4 strategies)")
     print(f"signals          {len(published)} ({eng.buys} buys, skipped {eng.skipped})")
     print(f"bad input        {sum(eng.bad.values())}")
-    print(f"orjson.loads     {bare_rate:,.0f} msg/s")
-    print(f"feed engine      {feed_rate:,.0f} msg/s")
+    print(f"orjson.loads     {bare_rate:,.0f} msg/s per CPU second  (wall clock {bare_wall:,.0f})")
+    print(f"feed engine      {feed_rate:,.0f} msg/s per CPU second  (wall clock {feed_wall:,.0f})")
     print(f"ratio            {feed_rate / bare_rate:.3f} of bare orjson.loads")
-    print(f"target 50,000    {'met' if feed_rate >= 50_000 else 'NOT met'}")
+    print(f"target 100,000   {'met' if feed_rate >= 100_000 else 'NOT met'} (per core)")
 
 
 if __name__ == "__main__":

@@ -56,11 +56,15 @@ class Engine:
         # The workers' sizing settings: a buy they would skip as below_min_size is not sent.
         self.fee_rate_bound = Decimal(fee_rate_bound)
         self.max_order_usdt = max_order_usdt
-        self.hourly = strategies.hourly_limit_ws if strategies.hourly_limit_ws.enabled else None
-        self.gap = strategies.original_gap if strategies.original_gap.enabled else None
-        self.stable = strategies.stable_buy_ws if strategies.stable_buy_ws.enabled else None
-        self.batch = strategies.batch_buy_ws if strategies.batch_buy_ws.enabled else None
+        # The enabled strategies, each prepared once from its parameters.
+        s = strategies
         self.batch_state = batch.BatchState()
+        self.hourly = hourly.Hourly(s.hourly_limit_ws) if s.hourly_limit_ws.enabled else None
+        self.gap = gap.Gap(s.original_gap) if s.original_gap.enabled else None
+        self.stable = stable.Stable(s.stable_buy_ws) if s.stable_buy_ws.enabled else None
+        self.batch = (
+            batch.Batch(s.batch_buy_ws, self.batch_state) if s.batch_buy_ws.enabled else None
+        )
         self.exits = ExitTracker()
         self.positions: dict[str, tuple[Position, ...]] = {}
         self.bad: dict[str, int] = dict.fromkeys(parse.REASONS, 0)
@@ -106,12 +110,15 @@ class Engine:
         return None
 
     def _on_ticker(self, item: Any) -> None:
+        # The state (when the instrument is ours) lends parse_ticker its memo of sodUtc0;
+        # a message that is bad AND for an unknown instrument is still refused as bad.
+        inst_id = item.get("instId") if type(item) is dict else None
+        state = self.states.get(inst_id) if type(inst_id) is str else None
         try:
-            tick = parse.parse_ticker(item, self.stable is not None)
+            tick = parse.parse_ticker(item, self.stable is not None, state)
         except BadInput as exc:
             self.reject(exc.reason, exc.detail)
             return
-        state = self.states.get(tick.inst_id)
         if state is None:
             self.reject("unknown_instrument", tick.inst_id)
             return
@@ -121,24 +128,24 @@ class Engine:
         self.ticks += 1
         state.apply(tick)
         if self.hourly is not None:
-            cand = hourly.evaluate(self.hourly, state, tick)
+            cand = self.hourly.evaluate(state, tick)
             if cand is not None:
-                self._buy(cand, state, self.hourly.order_usdt, tick.ts)
+                self._buy(cand, state, self.hourly.params.order_usdt, tick.ts)
         if self.gap is not None:
-            cand = gap.evaluate(self.gap, state, tick)
+            cand = self.gap.evaluate(state, tick)
             if cand is not None:
-                self._buy(cand, state, self.gap.order_usdt, tick.ts)
+                self._buy(cand, state, self.gap.params.order_usdt, tick.ts)
         if self.stable is not None:
             try:
-                cand = stable.evaluate(self.stable, state, tick)
+                cand = self.stable.evaluate(state, tick)
             except BadInput as exc:  # a 24h field, parsed only when the price triggered
                 self.reject(exc.reason, exc.detail)
                 cand = None
             if cand is not None:
-                self._buy(cand, state, self.stable.order_usdt, tick.ts)
+                self._buy(cand, state, self.stable.params.order_usdt, tick.ts)
         if self.batch is not None:
-            for cand in batch.evaluate(self.batch, self.batch_state, state, tick):
-                self._buy(cand, self.states[cand.inst_id], self.batch.order_usdt, tick.ts)
+            for cand in self.batch.evaluate(state, tick):
+                self._buy(cand, self.states[cand.inst_id], self.batch.params.order_usdt, tick.ts)
         held = self.positions.get(tick.inst_id)
         if held:
             for position in held:

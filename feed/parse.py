@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from feed.state import Tick
+from feed.state import InstrumentState, Tick
 
 REASONS = (
     "malformed_json",
@@ -73,26 +73,38 @@ def timestamp(value: Any) -> int:
     return ts
 
 
-def parse_ticker(item: Any, day_fields: bool = True) -> Tick:
+def parse_ticker(item: Any, day_fields: bool = True, memo: InstrumentState | None = None) -> Tick:
     """One element of a ``tickers`` push's ``data`` array.
 
     With ``day_fields``, ``sodUtc0`` is parsed at once and the raw item is kept so that the
     24h statistics can be parsed later by ``day_stats``, only when a trigger needs them:
-    most ticks never do, and decimal parsing is the feed's largest cost.
+    most ticks never do, and decimal parsing is the feed's largest cost. For the same
+    reason a field that repeats a value already parsed is not parsed again: ``bidPx`` equal
+    to ``last``, and ``sodUtc0`` equal to the instrument's previous one (``memo``, the
+    instrument's state; it changes once a day).
     """
     if type(item) is not dict:
         raise BadInput("not_object", "data[]")
     inst_id = item.get("instId")
     if type(inst_id) is not str:
         raise BadInput("missing_field", "instId")
-    tick = Tick(inst_id, price(item.get("last"), "last"), timestamp(item.get("ts")))
-    bid = item.get("bidPx")
-    if bid:
-        tick.bid = price(bid, "bidPx")
-    if day_fields:
-        tick.sod_utc0 = _optional(item, "sodUtc0")
-        tick.raw = item
-    return tick
+    last_text = item.get("last")
+    last = price(last_text, "last")
+    ts = timestamp(item.get("ts"))
+    bid_text = item.get("bidPx")
+    bid = None
+    if bid_text:
+        bid = last if bid_text == last_text else price(bid_text, "bidPx")
+    if not day_fields:
+        return Tick(inst_id, last, ts, bid)
+    sod_text = item.get("sodUtc0")
+    if memo is not None and type(sod_text) is str and sod_text == memo.sod_text:
+        sod = memo.sod
+    else:
+        sod = _optional(item, "sodUtc0")
+        if memo is not None and type(sod_text) is str:
+            memo.sod_text, memo.sod = sod_text, sod
+    return Tick(inst_id, last, ts, bid, sod, item)
 
 
 def day_stats(tick: Tick) -> tuple[Decimal, Decimal, Decimal] | None:

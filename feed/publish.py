@@ -4,6 +4,11 @@
 tasks from one background thread, so a slow broker never stalls the websocket threads; its
 queue is bounded (a full queue drops the signal and counts it: buy signals are perishable and
 sell signals are produced again the next minute).
+
+The first signal is no slower than the others: the thread connects to the broker before it
+takes anything from the queue (Celery imports the transport, connects and declares the queue
+lazily, on the first ``send_task``: about 200 ms). Signals are sent without a result: nobody
+waits for one, and asking for it would subscribe to the task's result channel on every send.
 """
 
 from __future__ import annotations
@@ -48,12 +53,13 @@ class CeleryPublisher:
             log_event("feed.publish_dropped", logging.ERROR, signal_id=signal.signal_id)
 
     def _run(self) -> None:
+        self._connect()
         while True:
             signal = self.queue.get()
             if signal is None:
                 return
             try:
-                self.app.send_task(task_for(signal), args=[to_message(signal)])
+                self.app.send_task(task_for(signal), args=[to_message(signal)], ignore_result=True)
                 self.sent += 1
             except Exception as exc:  # kombu, redis and socket errors share no root
                 self.failed += 1
@@ -63,6 +69,25 @@ class CeleryPublisher:
                     signal_id=signal.signal_id,
                     error=repr(exc),
                 )
+
+    def _connect(self) -> None:
+        """Do now what the first ``send_task`` would do lazily (see the module docstring)."""
+        app = self.app
+        try:
+            with app.producer_or_acquire() as producer:
+                producer.connection.ensure_connection(max_retries=1)
+                queue = app.amqp.queues[app.conf.task_default_queue]
+                producer.maybe_declare(queue)
+            # Lazily built on the first send_task too: the message sender, the reply-to id
+            # and the result backend behind the AsyncResult it returns (tens of ms).
+            app.amqp.send_task_message  # noqa: B018
+            app.thread_oid  # noqa: B018
+            app.backend  # noqa: B018
+        except Exception as exc:  # kombu, redis and socket errors share no root
+            # Not fatal: send_task connects (and reports) again on the first signal.
+            log_event("feed.broker_connect_failed", logging.WARNING, error=repr(exc))
+            return
+        log_event("feed.broker_connected")
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued, then stop the thread."""

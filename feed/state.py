@@ -51,6 +51,8 @@ class InstrumentState:
         "last",
         "last_ts",
         "rules",
+        "sod",
+        "sod_text",
     )
 
     def __init__(self, rules: InstrumentRules) -> None:
@@ -66,6 +68,10 @@ class InstrumentState:
         # going backwards are refused), so one key per strategy is all the dedup we need.
         self.fired: dict[str, int] = {}
         self.gap: GapWindow | None = None
+        # The last sodUtc0 parsed, with its text: a memo for parse_ticker (the value
+        # changes once a day, and parsing decimals is the feed's largest cost).
+        self.sod_text: str | None = None
+        self.sod: Decimal | None = None
 
     def set_hour_open(self, hour_idx: int, px: Decimal, rank: int) -> bool:
         """Record ``px`` as the open of ``hour_idx`` unless a better source already did."""

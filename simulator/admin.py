@@ -44,12 +44,14 @@ class AdminApi:
             ("POST", "faults"): self.faults,
             ("POST", "ws"): self.ws,
             ("POST", "price"): self.price,
+            ("POST", "prices"): self.prices,
             ("POST", "fill"): self.fill,
             ("POST", "forget"): self.forget,
             ("GET", "orders"): self.orders,
             ("POST", "reset"): self.reset,
             ("POST", "clock"): self.clock,
             ("GET", "status"): self.status,
+            ("GET", "timeline"): self.timeline,
         }
         for (method, name), action in routes.items():
             app.router.add_route(method, f"/_sim/{name}", self._wrap(action))
@@ -116,7 +118,20 @@ class AdminApi:
         inst_id = str(body.get("instId", ""))
         if inst_id not in self.sim.markets:
             raise ControlError(f"unknown instId {inst_id!r}")
-        return {"ok": True, "ticker": self.sim.set_price(inst_id, body)}
+        ticker, sent_us = self.sim.set_price(inst_id, body)
+        return {"ok": True, "ticker": ticker, "sentUs": sent_us}
+
+    def prices(self, body: dict[str, Any]) -> Any:
+        """Several ``price`` moves in one request (``{"prices": [{instId, last, ...}]}``),
+        pushed back to back: a burst of tickers, as a market-wide move sends."""
+        items = body.get("prices")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ControlError("prices must be a list of objects")
+        unknown = [i.get("instId") for i in items if i.get("instId") not in self.sim.markets]
+        if unknown:
+            raise ControlError(f"unknown instId {unknown[0]!r}")
+        sent = [self.sim.set_price(str(i["instId"]), i)[1] for i in items]
+        return {"ok": True, "sentUs": sent}
 
     def _order(self, body: dict[str, Any]) -> Any:
         ord_id, cl_ord_id = str(body.get("ordId") or ""), str(body.get("clOrdId") or "")
@@ -156,6 +171,7 @@ class AdminApi:
         """Forget orders and faults; ``{"clockToWall": true}`` also sets the clock to now."""
         self.sim.engine.reset()
         self.sim.faults.clear()
+        self.sim.timeline.clear()
         if body.get("clockToWall"):
             self.sim.clock.restart(int(time.time() * 1000))
         return {"ok": True}
@@ -184,3 +200,8 @@ class AdminApi:
 
     def status(self, body: dict[str, Any]) -> Any:
         return self.sim.status()
+
+    def timeline(self, body: dict[str, Any]) -> Any:
+        """Ticker push times per instrument, first receipt of each order request by
+        clOrdId (epoch us, see ``simulator.timeline``), and REST requests per path."""
+        return self.sim.timeline.to_json()

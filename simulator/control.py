@@ -60,6 +60,19 @@ class SimControl:
         ticker: dict[str, Any] = self._call("POST", "price", body)["ticker"]
         return ticker
 
+    def price_with_time(
+        self, inst_id: str, last: str, bid: str | None = None, ask: str | None = None
+    ) -> int | None:
+        """Like ``price``; return when the simulator pushed the ticker (epoch us)."""
+        body = {"instId": inst_id, "last": last, "bid": bid, "ask": ask}
+        sent = self._call("POST", "price", body)["sentUs"]
+        return None if sent is None else int(sent)
+
+    def prices(self, moves: list[dict[str, Any]]) -> list[int | None]:
+        """Several price moves pushed back to back; return each push's time (epoch us)."""
+        sent: list[int | None] = self._call("POST", "prices", {"prices": moves})["sentUs"]
+        return sent
+
     def fill(
         self, ord_id: str | None = None, cl_ord_id: str | None = None, sz: str | None = None
     ) -> dict[str, Any]:
@@ -101,4 +114,10 @@ class SimControl:
 
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "status")
+        return result
+
+    def timeline(self) -> dict[str, Any]:
+        """``{"tickers": {instId: [us]}, "orders": {clOrdId: {"instId", "us"}},
+        "requests": {path: count}}``: when the simulator sent and received what."""
+        result: dict[str, Any] = self._call("GET", "timeline")
         return result

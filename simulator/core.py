@@ -26,6 +26,7 @@ from simulator.market import InstrumentMarket
 from simulator.matching import Engine, Ids
 from simulator.orders import Fill, Order
 from simulator.replay import ReplayEvent, first_prices, load_replay
+from simulator.timeline import Timeline, now_us
 
 log = logging.getLogger("simulator")
 UID = "614488474791936"
@@ -67,6 +68,7 @@ class Simulator:
         self.stopping = asyncio.Event()
         self.missing_demo_header = 0
         self.expired_requests = 0  # placements dropped because they arrived after expTime
+        self.timeline = Timeline()
         self._step_ms = max(1, int(config.step_seconds * 1000))
         self._next_step = self.clock.now_ms()
         self._replay_at = 0
@@ -217,16 +219,22 @@ class Simulator:
                 series.put(candle)
             self.hub.publish("business", event.channel, event.inst_id, event.msg)
 
-    def _push_ticker(self, market: InstrumentMarket, force: bool) -> None:
+    def _push_ticker(self, market: InstrumentMarket, force: bool) -> int | None:
+        """Push the instrument's ticker; return when it was sent (epoch us), None if not."""
         inst_id = market.inst.inst_id
         if not self.hub.wants("public", "tickers", inst_id):
-            return
+            return None
         last = self._ticker_pushed.get(inst_id, -(10**15))
         if not force and market.ts - last < self.config.ticker_interval_ms:
-            return
+            return None
         self._ticker_pushed[inst_id] = market.ts
         arg = {"channel": "tickers", "instId": inst_id}
         self.hub.publish("public", "tickers", inst_id, {"arg": arg, "data": [market.ticker()]})
+        # Stamped as the push is queued to the subscribers' writers, which send it within
+        # this turn of the event loop.
+        sent = now_us()
+        self.timeline.ticker_sent(inst_id, sent)
+        return sent
 
     def _push_candles(self, market: InstrumentMarket, closed: dict[str, Candle]) -> None:
         inst_id = market.inst.inst_id
@@ -258,8 +266,11 @@ class Simulator:
 
     # Control ---------------------------------------------------------------------------
 
-    def set_price(self, inst_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Set last/bid/ask (bid and ask default to last), match, and push the ticker."""
+    def set_price(self, inst_id: str, fields: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """Set last/bid/ask (bid and ask default to last), match, and push the ticker.
+
+        Return the new ticker and when it was pushed (epoch us; None if nobody subscribes).
+        """
         market = self.markets[inst_id]
         last = parse_decimal(fields.get("last")) if fields.get("last") is not None else None
         bid = parse_decimal(fields["bid"]) if fields.get("bid") is not None else None
@@ -280,9 +291,9 @@ class Simulator:
             self.generator.walk[inst_id] = math.log(float(last / inst.start_px))
             self.generator.shocks.pop(inst_id, None)
         self.engine.on_quote(inst_id, market.quote())
-        self._push_ticker(market, force=True)
+        sent = self._push_ticker(market, force=True)
         self._push_candles(market, closed)
-        return market.ticker()
+        return market.ticker(), sent
 
     def status(self) -> dict[str, Any]:
         return {
@@ -296,4 +307,5 @@ class Simulator:
             "replayTotal": len(self.events),
             "missingDemoHeader": self.missing_demo_header,
             "expiredRequests": self.expired_requests,
+            "requests": dict(self.timeline.requests),
         }

@@ -22,6 +22,7 @@ from simulator.auth import AuthError, Credentials, check_rest
 from simulator.candles import is_bar
 from simulator.core import Simulator
 from simulator.faults import Fault
+from simulator.timeline import now_us
 from simulator.trade import RequestError
 
 log = logging.getLogger("simulator")
@@ -83,6 +84,7 @@ class RestApi:
 
     def _public(self, fn: Callable[[Mapping[str, str]], dict[str, Any]]) -> Handler:
         async def handler(request: web.Request) -> web.Response:
+            self.sim.timeline.requests[request.path] += 1
             fault = self.sim.faults.take("public")
             return await self._run(fault, lambda: fn(request.query), timed=False)
 
@@ -97,6 +99,7 @@ class RestApi:
         self, op: str, fn: Callable[[Mapping[str, str]], dict[str, Any]], timed: bool = True
     ) -> Handler:
         async def handler(request: web.Request) -> web.Response:
+            self.sim.timeline.requests[request.path] += 1
             refused = self._authenticate(request, "")
             if refused is not None:
                 return refused
@@ -107,6 +110,8 @@ class RestApi:
 
     def _post(self, op: str, fn: Callable[[Any, Any], dict[str, Any]]) -> Handler:
         async def handler(request: web.Request) -> web.Response:
+            received = now_us()
+            self.sim.timeline.requests[request.path] += 1
             raw = await request.read()
             text = raw.decode("utf-8", errors="replace")
             refused = self._authenticate(request, text)
@@ -117,6 +122,8 @@ class RestApi:
             except orjson.JSONDecodeError:
                 return error("50002", "JSON syntax error", 400)
             deadline = request.headers.get("expTime")
+            if op == "place_order":
+                self._note_orders(body, received)
             fault = self.sim.faults.take(op)
             return await self._run(fault, lambda: self._within(deadline, fn, body), timed=True)
 
@@ -136,6 +143,12 @@ class RestApi:
                     "50036", "The expTime can't be earlier than the current system time."
                 )
         return fn(self.sim.engine, body)
+
+    def _note_orders(self, body: Any, received_us: int) -> None:
+        for item in body if isinstance(body, list) else [body]:
+            if isinstance(item, dict):
+                cl_ord_id, inst_id = item.get("clOrdId"), item.get("instId")
+                self.sim.timeline.order_received(str(cl_ord_id or ""), str(inst_id), received_us)
 
     def _authenticate(self, request: web.Request, body: str) -> web.Response | None:
         if request.headers.get("x-simulated-trading") is None:

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from worker.cache import TTLCache, WorkerCache
-from worker.domain.errors import InvalidInstrument
+from worker.domain.errors import ExchangeError, InvalidInstrument
 from worker.domain.money import InstrumentRules
-from worker.exchange.port import Exchange
+from worker.exchange.port import Exchange, WarmsUp
 from worker.ledger.db import Ledger, utcnow
+from worker.logs import log_event
 from worker.settings import Settings
 from worker.slot_events import SlotEvents
 
 RULES_TTL_SECONDS = 300.0
+# Celery gives a new pool process 4 s (worker_proc_alive_timeout) to report that it is up,
+# and replaces it otherwise: the warm-up waits for less, then goes on in the background.
+WARM_UP_WAIT_SECONDS = 2.0
+
+log = logging.getLogger("limitflow.runtime")
 
 
 class Scheduler(Protocol):
@@ -91,6 +102,85 @@ def get_runtime() -> Runtime:
         )
         _runtime, _runtime_pid = rt, os.getpid()
     return _runtime
+
+
+def warm_up(wait: float = WARM_UP_WAIT_SECONDS) -> threading.Thread:
+    """Prepare this process for its first order (a worker process calls it as it starts).
+
+    Otherwise the first order pays, on its hot path, for what every later one finds ready:
+    the exchange's instrument table fetched in full, a new HTTP connection to the exchange
+    and a new database connection (together 30-300 ms, measured by
+    ``benchmarks/bench_e2e.py``). Return after at most ``wait`` seconds: an exchange that
+    does not answer must not delay the start (nor make Celery replace the process).
+    """
+    rt = get_runtime()
+    thread = threading.Thread(target=_warm, args=(rt,), name="warm-up", daemon=True)
+    thread.start()
+    thread.join(wait)
+    return thread
+
+
+def _warm(rt: Runtime) -> None:
+    started = time.perf_counter()
+    fields: dict[str, Any] = {}
+    try:
+        if isinstance(rt.exchange, WarmsUp):
+            fields["instruments"] = rt.exchange.warm_up()
+            fields["exchange_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        db_started = time.perf_counter()
+        _rehearse_buy(rt)
+        fields["database_ms"] = round((time.perf_counter() - db_started) * 1000, 1)
+    except (ExchangeError, SQLAlchemyError) as exc:
+        # Not fatal: the first order does the same work, and reports what fails.
+        log_event(log, "worker.warm_up_failed", level=logging.WARNING, error=str(exc)[:300])
+        return
+    log_event(log, "worker.warmed", pid=os.getpid(), **fields)
+
+
+class _Rollback(Exception):
+    """Ends the rehearsal's transaction without committing anything."""
+
+
+def _rehearse_buy(rt: Runtime) -> None:
+    """Run the buy path's statements once, in a transaction that is rolled back.
+
+    It opens the pool's first connection, and SQLAlchemy compiles each statement on its
+    first use (about 10 ms of CPU for the buy path's four: more than the rest of a warm buy).
+    Nothing is committed; the slot and ids are this process's own, so that concurrent
+    rehearsals never wait on each other's rows.
+    """
+    from decimal import Decimal
+
+    from worker.domain.ids import buy_cl_ord_id
+    from worker.ledger import ops
+    from worker.services.orders import SENDABLE
+    from worker.signals import BuySignal
+
+    now = rt.now()
+    now_ms = int(now.timestamp() * 1000)
+    signal = BuySignal(
+        v=1,
+        kind="buy",
+        signal_id=f"warm-up:{os.getpid()}:{now_ms}",
+        strategy="hourly_limit_ws",
+        inst_id="WARMUP-USDT",
+        px=Decimal(1),
+        quote_sz=Decimal(1),
+        created_at=now_ms,
+    )
+    cl_ord_id = buy_cl_ord_id(signal.strategy, signal.signal_id)
+    ledger = rt.ledger
+    try:
+        with ledger.connect() as conn:
+            ledger.lock_slot(conn, signal.inst_id, signal.strategy)
+            ops.slot_blocker(ledger, conn, signal.inst_id, signal.strategy, now, 1, "-")
+            one, limit = Decimal(1), rt.settings.MAX_OPEN_POSITIONS
+            order_id = ops.admit(ledger, conn, signal, now, cl_ord_id, one, one, limit, now)
+            conn.execute(SENDABLE, {"order_id": order_id or 0})  # the sender's last look
+            ops.accept_if_pending(conn, order_id or 0, "warm-up", now)
+            raise _Rollback
+    except _Rollback:
+        pass
 
 
 def set_runtime(rt: Runtime | None) -> None:

@@ -52,10 +52,6 @@ def size_order(
     return Sized(px=result.px, quote_sz=order_usdt)
 
 
-def already_fired(fired: dict[str, int], strategy: str, bucket_key: int) -> bool:
-    return fired.get(strategy) == bucket_key
-
-
 def hour_bucket(hour_idx: int) -> str:
     """``YYYYMMDDHH`` (UTC) of an hour number."""
     return time.strftime("%Y%m%d%H", time.gmtime(hour_idx * 3600))

@@ -39,31 +39,48 @@ def _depth_key(item: tuple[str, tuple[Decimal, Decimal]]) -> tuple[Decimal, str]
     return item[1][0], item[0]
 
 
-def evaluate(
-    params: BatchBuyParams, batch: BatchState, state: InstrumentState, tick: Tick
-) -> list[Candidate]:
-    """Observe ``tick``; return the buys it triggers (deepest first), marking them bought."""
-    hour = tick.ts // HOUR_MS
-    if hour > batch.hour_idx:
-        batch.roll(hour)
-    elif hour < batch.hour_idx:
-        return []  # a late tick from the previous hour says nothing about this one
-    inst_id = tick.inst_id
-    hour_open = state.open_for(tick.ts)
-    if hour_open is None or tick.last > hour_open * (1 - params.drop_pct):
-        batch.deep.pop(inst_id, None)
-        return []
-    batch.deep[inst_id] = (tick.last / hour_open, tick.last)
-    room = params.max_count - len(batch.bought)
-    if len(batch.deep) < params.min_count or room <= 0:
-        return []
-    out: list[Candidate] = []
-    bucket = hour_bucket(hour)
-    for inst, (_, last) in heapq.nsmallest(params.max_count, batch.deep.items(), key=_depth_key):
-        if inst in batch.bought:
-            continue
-        batch.bought.add(inst)
-        out.append(Candidate(STRATEGY, inst, hour, bucket, last))
-        if len(out) >= room:
-            break
-    return out
+class Batch:
+    """The strategy with its parameters and its hour's state; ``keep`` (1 - drop_pct) is
+    computed once."""
+
+    __slots__ = ("keep", "params", "state")
+
+    def __init__(self, params: BatchBuyParams, state: BatchState | None = None) -> None:
+        self.params = params
+        self.keep = 1 - params.drop_pct
+        self.state = state or BatchState()
+
+    def evaluate(self, state: InstrumentState, tick: Tick) -> list[Candidate]:
+        """Observe ``tick``; return the buys it triggers (deepest first), marking them
+        bought."""
+        batch = self.state
+        hour = tick.ts // HOUR_MS
+        if hour > batch.hour_idx:
+            batch.roll(hour)
+        elif hour < batch.hour_idx:
+            return []  # a late tick from the previous hour says nothing about this one
+        inst_id = tick.inst_id
+        if hour != state.hour_idx:  # no open known for this hour (see ``open_for``)
+            batch.deep.pop(inst_id, None)
+            return []
+        hour_open = state.hour_open
+        assert hour_open is not None  # set together with hour_idx
+        if tick.last > hour_open * self.keep:
+            batch.deep.pop(inst_id, None)
+            return []
+        batch.deep[inst_id] = (tick.last / hour_open, tick.last)
+        params = self.params
+        room = params.max_count - len(batch.bought)
+        if len(batch.deep) < params.min_count or room <= 0:
+            return []
+        out: list[Candidate] = []
+        bucket = hour_bucket(hour)
+        deepest = heapq.nsmallest(params.max_count, batch.deep.items(), key=_depth_key)
+        for inst, (_, last) in deepest:
+            if inst in batch.bought:
+                continue
+            batch.bought.add(inst)
+            out.append(Candidate(STRATEGY, inst, hour, bucket, last))
+            if len(out) >= room:
+                break
+        return out

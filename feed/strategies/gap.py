@@ -13,7 +13,7 @@ from collections import deque
 from decimal import Decimal
 
 from feed.state import InstrumentState, Tick
-from feed.strategies.base import Candidate, already_fired, window_bucket
+from feed.strategies.base import Candidate, window_bucket
 from worker.strategy_config import OriginalGapParams
 
 STRATEGY = "original_gap"
@@ -23,13 +23,17 @@ SLOTS = 512
 class GapWindow:
     """The maximum of the last price over a sliding window, in bounded memory."""
 
-    __slots__ = ("_entries", "nslots", "slot_ms", "window_ms")
+    __slots__ = ("_entries", "high", "limit", "nslots", "slot_ms", "window_ms")
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
         self.slot_ms = max(1, window_ms // SLOTS)
         self.nslots = -(-window_ms // self.slot_ms)
         self._entries: deque[tuple[int, Decimal]] = deque()
+        # The strategy's trigger price for the current maximum, kept until the maximum
+        # changes (most ticks do not change it: one multiplication saved per tick).
+        self.high: Decimal | None = None
+        self.limit = Decimal(0)
 
     def push(self, ts: int, px: Decimal) -> Decimal:
         """Add a price at ``ts``; return the maximum over the window ending at ``ts``."""
@@ -48,23 +52,29 @@ class GapWindow:
         return len(self._entries)
 
 
-def observe(params: OriginalGapParams, state: InstrumentState, tick: Tick) -> Decimal:
-    """Feed ``tick`` into the instrument's window; return the trailing maximum."""
-    window = state.gap
-    window_ms = params.gap_window_seconds * 1000
-    if window is None or window.window_ms != window_ms:
-        window = state.gap = GapWindow(window_ms)
-    return window.push(tick.ts, tick.last)
+class Gap:
+    """The strategy with its parameters; ``keep`` (1 - gap_pct) is computed once."""
 
+    __slots__ = ("keep", "params", "window_ms")
 
-def evaluate(params: OriginalGapParams, state: InstrumentState, tick: Tick) -> Candidate | None:
-    """Observe ``tick``; return the buy it triggers, if any."""
-    high = observe(params, state, tick)
-    if tick.last > high * (1 - params.gap_pct):
-        return None
-    window_ms = params.gap_window_seconds * 1000
-    key = tick.ts // window_ms
-    if already_fired(state.fired, STRATEGY, key):
-        return None
-    bucket = window_bucket(key * window_ms, params.gap_window_seconds)
-    return Candidate(STRATEGY, tick.inst_id, key, bucket, tick.last)
+    def __init__(self, params: OriginalGapParams) -> None:
+        self.params = params
+        self.keep = 1 - params.gap_pct
+        self.window_ms = params.gap_window_seconds * 1000
+
+    def evaluate(self, state: InstrumentState, tick: Tick) -> Candidate | None:
+        """Feed ``tick`` into the instrument's window; return the buy it triggers, if any."""
+        window = state.gap
+        if window is None or window.window_ms != self.window_ms:
+            window = state.gap = GapWindow(self.window_ms)
+        high = window.push(tick.ts, tick.last)
+        if high is not window.high:
+            window.high, window.limit = high, high * self.keep
+        if tick.last > window.limit:
+            return None
+        window_ms = self.window_ms
+        key = tick.ts // window_ms
+        if state.fired.get(STRATEGY) == key:
+            return None
+        bucket = window_bucket(key * window_ms, self.params.gap_window_seconds)
+        return Candidate(STRATEGY, tick.inst_id, key, bucket, tick.last)

@@ -83,6 +83,11 @@ class OkxExchange:
             raise InvalidInstrument(f"okx: instrument {inst_id} is not live")
         return rules
 
+    def warm_up(self) -> int:
+        """Load the instrument table and open the keep-alive connection, so that the first
+        order after a start does neither on its hot path; return the live instruments."""
+        return len(self.list_instruments())
+
     def list_instruments(self) -> list[InstrumentRules]:
         """Return every live SPOT instrument."""
         return [r for r in self._instrument_table().values() if r.live]

@@ -217,3 +217,12 @@ def snapshot_from_message(msg: dict[str, object]) -> OrderSnapshot:
         fill=fill,
         tag=str(msg.get("tag", "")),
     )
+
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    """An adapter with something to prepare before its first order (optional)."""
+
+    def warm_up(self) -> int:
+        """Load what the first order would otherwise fetch; return how many instruments."""
+        ...

@@ -82,7 +82,7 @@ def lock_order(
 
 
 # Built once: the sender's last look at its intent.
-_SENDABLE = select(Order.state, Order.deadline_at).where(Order.id == bindparam("order_id"))
+SENDABLE = select(Order.state, Order.deadline_at).where(Order.id == bindparam("order_id"))
 
 
 def send(rt: Runtime, intent: Intent) -> str:
@@ -94,7 +94,7 @@ def send(rt: Runtime, intent: Intent) -> str:
     its deadline was never sent by anyone (only its writer sends it): it failed.
     """
     with rt.ledger.single_statement() as conn:
-        row = conn.execute(_SENDABLE, {"order_id": intent.order_id}).one_or_none()
+        row = conn.execute(SENDABLE, {"order_id": intent.order_id}).one_or_none()
     if row is None:
         return "gone"
     state, deadline = row

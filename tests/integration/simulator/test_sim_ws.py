@@ -209,3 +209,33 @@ def test_advancing_the_clock_pushes_every_step(public: WsClient, ctl: SimControl
         stamps.append(int(public.wait_for(lambda m: "data" in m)["data"][0]["ts"]))
     assert len(stamps) >= 599
     assert stamps == sorted(stamps) and stamps[0] > start - 1000
+
+
+def test_timeline_stamps_ticker_pushes_and_order_requests_on_the_simulators_clock(
+    public: WsClient, ctl: SimControl, sim: SimulatorHandle
+) -> None:
+    public.send({"op": "subscribe", "args": [{"channel": "tickers", "instId": "ETH-USDT"}]})
+    public.wait_for(event("subscribe"))
+    assert ctl.price_with_time("BTC-USDT", "60000") is None  # nobody subscribes to it
+    before_us = time.time_ns() // 1000
+    sent_us = ctl.price_with_time("ETH-USDT", "2500.5")
+    [burst_us] = ctl.prices([{"instId": "ETH-USDT", "last": "2500.6"}])
+    public.wait_for(lambda m: "data" in m and m["data"][0]["last"] == "2500.6")
+    okx = SignedClient(sim.rest_url)
+    try:
+        order = limit_order("ETH-USDT", px="2000", sz="0.01", clOrdId="lftimeline1")
+        assert okx.post("/api/v5/trade/order", order)["code"] == "0"
+        okx.get("/api/v5/public/instruments", instType="SPOT")
+    finally:
+        okx.close()
+
+    timeline = ctl.timeline()
+    assert sent_us is not None and burst_us is not None
+    assert before_us <= sent_us <= burst_us
+    assert timeline["tickers"]["ETH-USDT"][-2:] == [sent_us, burst_us]
+    assert "BTC-USDT" not in timeline["tickers"]
+    received = timeline["orders"]["lftimeline1"]
+    assert received["instId"] == "ETH-USDT" and received["us"] > burst_us
+    assert timeline["requests"]["/api/v5/public/instruments"] == 1
+    ctl.reset()
+    assert ctl.timeline() == {"tickers": {}, "orders": {}, "requests": {}}

@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from tests import builders
 from tests.integration.workers.conftest import Cluster
-from tests.processes import ROOT, WorkerPool, wait_for
-from tests.venues import make_memory_exchange
+from tests.processes import ROOT, WorkerPool, wait_drained, wait_for
+from tests.venues import SimVenue, make_memory_exchange
 from worker.app import PROCESS_BUY_SIGNAL, make_app
+from worker.domain.ids import buy_cl_ord_id
 from worker.exchange.memory import serve_memory_exchange
 from worker.ledger.db import Ledger
 from worker.ledger.models import Order, Signal
@@ -86,6 +87,30 @@ def test_beat_runs_both_reconcile_tasks_on_its_interval(cluster: Cluster, tmp_pa
     finally:
         beat.kill()
         beat.wait()
+
+
+@pytest.mark.parametrize("cluster", ["okx-sim"], indirect=True)
+def test_the_first_order_after_a_start_does_not_fetch_the_instrument_list(
+    cluster: Cluster,
+) -> None:
+    """Each worker process loads the instrument table (and opens its connections) as it
+    starts: its first order does not pay for it on the way to the exchange."""
+    assert isinstance(cluster.venue, SimVenue)
+    control = cluster.venue.control
+    workers = cluster.pool.start(2)
+    wait_for(lambda: all("worker.warmed" in w.text() for w in workers), 30, "the warm-ups")
+    wait_drained(cluster.broker_url, timeout=60)  # the start-up reconciliations
+
+    def instrument_list_fetches() -> int:
+        return int(control.status()["requests"].get("/api/v5/public/instruments", 0))
+
+    warmed = instrument_list_fetches()
+    assert warmed >= 2  # one per worker process, as it started
+    msg = builders.buy_message("hourly_limit_ws", "BTC-USDT")
+    cl_ord_id = buy_cl_ord_id("hourly_limit_ws", msg["signal_id"])
+    cluster.send(PROCESS_BUY_SIGNAL, msg)
+    wait_for(lambda: cl_ord_id in control.timeline()["orders"], 30, "the first order")
+    assert instrument_list_fetches() == warmed
 
 
 def test_the_embedded_default_runs_without_any_server(

@@ -43,3 +43,16 @@ def test_one_buy_per_utc_day() -> None:
     assert h.tick("BTC-USDT", "97", end_of_day, **CALM) == []
     [sig] = h.tick("BTC-USDT", "97", end_of_day + 1, **CALM)
     assert sig.signal_id.endswith(":20261130")
+
+
+def test_a_new_day_open_is_taken_at_once() -> None:
+    """The parsed sodUtc0 is remembered per instrument only while its text is unchanged."""
+    h = harness()
+    assert h.tick("BTC-USDT", "98.6", T0, **CALM) == []
+    moved = {**CALM, "sodUtc0": "101", "high24h": "104", "low24h": "101"}  # limit 99.485
+    [sig] = h.tick("BTC-USDT", "99.4", T0 + 1, **moved)  # below 99.485, not below 98.5
+    assert str(sig.px) == "99.4"  # 99.485 rounded down to the 0.1 tick
+    h2 = harness()
+    assert h2.tick("BTC-USDT", "98.6", T0, **CALM) == []
+    assert h2.tick("BTC-USDT", "98.6", T0 + 1, **{**CALM, "sodUtc0": "not a number"}) == []
+    assert h2.engine.bad["bad_number"] == 1  # refused, not mistaken for the remembered one

@@ -1,0 +1,355 @@
+"""Tick to order through the whole engine, against a bare Celery no-op round trip.
+
+Run: ``.venv/bin/python benchmarks/bench_e2e.py [--instruments 40] [--workers 4]
+[--pool prefork] [--concurrency 1] [--burst 200] [--stages]``.
+Needs PostgreSQL and Redis on 127.0.0.1 (as ``scripts/test`` starts them; ``TEST_REDIS_URL``
+and ``TEST_POSTGRES_URL`` point elsewhere). Everything runs as its own process, as in
+production: ``python -m simulator``, ``python -m feed``, ``python -m worker.orders_stream``
+and ``--workers`` times ``celery -A worker worker -P POOL -c CONCURRENCY``.
+
+Tick to order: the simulator pushes, one instrument at a time, a ticker 3 % below the hour
+open (the Original strategy's trigger); the feed signals a buy, a worker admits it and places
+the order over HTTP. Both ends are stamped on the simulator's clock (``GET /_sim/timeline``):
+when it sent the ticker, when it received the order request. Nothing warms the workers'
+buy path first, so the first sample is the first order after the workers started.
+
+No-op round trip: ``send_task(noop).get()`` through the same broker and worker pool, a few
+after every tick-to-order sample so that both see the same machine.
+
+Admission (``--burst N``, 0 to skip): N more instruments drop in one burst of tickers; the
+rate at which their orders reach the simulator, against the rate at which the same workers
+drain N no-op tasks.
+
+``--stages`` loads ``benchmarks/e2e_probe.py`` into the feed and the workers and prints where
+the time goes, stage by stage (it adds a few microseconds per stage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from simulator.control import SimControl  # noqa: E402
+from tests import builders, stores  # noqa: E402
+from tests.processes import WorkerProcess, wait_drained, wait_for  # noqa: E402
+from worker.app import NOOP, make_app  # noqa: E402
+from worker.ledger.migrate import upgrade  # noqa: E402
+
+DROP = Decimal("0.03")
+STRATEGIES = f"""
+[hourly_limit_ws]
+drop_pct = {DROP}
+
+[original_gap]
+enabled = false
+
+[stable_buy_ws]
+enabled = false
+
+[batch_buy_ws]
+enabled = false
+"""
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str], logdir: Path) -> WorkerProcess:
+    log = logdir / f"{name}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return WorkerProcess(name, proc, log)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def quantile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def wait_for_a_quiet_hour(margin_seconds: float) -> None:
+    """The Original strategy's bucket is the UTC hour: do not run across an hour boundary."""
+    left = 3600 - time.time() % 3600
+    if left < margin_seconds:
+        print(f"waiting {left:.0f} s for the next UTC hour", flush=True)
+        time.sleep(left + 2)
+
+
+class Market:
+    """Trigger prices of the instruments, from the simulator's hour-open candles."""
+
+    def __init__(self, rest_url: str, inst_ids: list[str]) -> None:
+        self.moves: dict[str, dict[str, str]] = {}
+        with httpx.Client(base_url=rest_url) as http:
+            rules = http.get("/api/v5/public/instruments", params={"instType": "SPOT"}).json()
+            ticks = {r["instId"]: Decimal(r["tickSz"]) for r in rules["data"]}
+            for inst in inst_ids:
+                params = {"instId": inst, "bar": "1H", "limit": "1"}
+                [row] = http.get("/api/v5/market/candles", params=params).json()["data"]
+                tick = ticks[inst]
+                limit = (Decimal(row[1]) * (1 - DROP)).quantize(tick, ROUND_FLOOR)
+                # last at the limit triggers; the ask stays above it, so the buy rests.
+                self.moves[inst] = {
+                    "instId": inst,
+                    "last": str(limit),
+                    "bid": str(limit - tick),
+                    "ask": str(limit + 10 * tick),
+                }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instruments", type=int, default=40, help="tick-to-order samples")
+    parser.add_argument("--workers", type=int, default=4, help="celery worker processes")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    parser.add_argument("--concurrency", type=int, default=1, help="per worker process")
+    parser.add_argument("--noops-per-sample", type=int, default=5)
+    parser.add_argument("--burst", type=int, default=200, help="admission burst (0: skip)")
+    parser.add_argument("--gap", type=float, default=0.15, help="seconds between samples")
+    parser.add_argument("--stages", action="store_true", help="per-stage breakdown (probe)")
+    parser.add_argument("--redis-db", type=int, default=13)
+    parser.add_argument("--keep-logs", action="store_true")
+    args = parser.parse_args()
+    if args.pool == "solo":
+        args.concurrency = 1
+
+    wait_for_a_quiet_hour(margin_seconds=180)
+    latency_insts = [f"L{i}-USDT" for i in range(args.instruments)]
+    burst_insts = [f"B{i}-USDT" for i in range(args.burst)]
+    inst_ids = latency_insts + burst_insts
+    tmp = Path(tempfile.mkdtemp(prefix="lf-bench-e2e-"))
+    probe_dir = tmp / "probe"
+    probe_dir.mkdir()
+    (tmp / "strategies.toml").write_text(STRATEGIES)
+    port = free_port()
+    rest_url = f"http://127.0.0.1:{port}"
+    db_url = stores.create_pg_database()
+    upgrade(db_url)
+    broker = stores.redis_db_url(args.redis_db)
+    env = {
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
+        "LIMITFLOW_HOME": str(tmp),
+        "OKX_REST_URL": rest_url,
+        "OKX_WS_PUBLIC_URL": f"ws://127.0.0.1:{port}/ws/v5/public",
+        "OKX_WS_PRIVATE_URL": f"ws://127.0.0.1:{port}/ws/v5/private",
+        "OKX_WS_BUSINESS_URL": f"ws://127.0.0.1:{port}/ws/v5/business",
+        "INSTRUMENTS": ",".join(inst_ids),
+        "STRATEGY_CONFIG": str(tmp / "strategies.toml"),
+        "MEMORY_SYNC_INTERVAL_SECONDS": "0",
+        "MAX_OPEN_POSITIONS": "1000000",
+        "LOG_LEVEL": "INFO",
+    }
+    if args.stages:
+        env["LF_PROBE_DIR"] = str(probe_dir)
+    py = sys.executable
+    procs: list[WorkerProcess] = []
+    settings = builders.make_settings(
+        **{k: v for k, v in env.items() if k not in ("LOG_LEVEL", "LF_PROBE_DIR")}
+    )
+    app = make_app(settings)
+    ctl = SimControl(rest_url)
+    try:
+        sim = spawn(
+            "simulator",
+            [
+                py, "-m", "simulator", "--port", str(port), "--instruments", ",".join(inst_ids),
+                "--warmup-hours", "0", "--step-seconds", "3600", "--shock-rate", "0",
+                "--dump-rate", "0", "--start-usdt", "10000000",
+            ],
+            env,
+            tmp,
+        )  # fmt: skip
+        procs.append(sim)
+        wait_for(lambda: "simulator.ready" in sim.text(), 60, "simulator", w=sim)
+        market = Market(rest_url, inst_ids)
+
+        for n in range(args.workers):
+            argv = [
+                py, "-m", "celery", "-A", "worker", "worker", "-P", args.pool,
+                "-c", str(args.concurrency), "-n", f"w{n + 1}@bench-e2e",
+                "--without-mingle", "--without-gossip", "-l", "WARNING",
+            ]  # fmt: skip
+            if args.stages:
+                argv += ["--include", "benchmarks.e2e_probe"]
+            procs.append(spawn(f"w{n + 1}", argv, env, tmp))
+        for w in procs[1:]:
+            wait_for(lambda w=w: "worker.ready" in w.text(), 90, f"{w.name} ready", w=w)
+        stream = spawn("orders-stream", [py, "-m", "worker.orders_stream"], env, tmp)
+        procs.append(stream)
+        feed_argv = [py, "-m", "feed"]
+        if args.stages:
+            feed_argv = [py, "-c", "import benchmarks.e2e_probe as p; p.run_feed()"]
+        feed = spawn("feed", feed_argv, env, tmp)
+        procs.append(feed)
+        wait_for(lambda: "orders_stream.ready" in stream.text(), 60, "orders stream", w=stream)
+        wait_for(lambda: "feed.ready" in feed.text(), 60, "feed", w=feed)
+        wait_for(lambda: "feed.hour_opens_seeded" in feed.text(), 60, "hour opens", w=feed)
+        wait_drained(broker, timeout=60)  # the start-up reconciliations
+        time.sleep(1)
+
+        # 1. Tick to order, one instrument at a time; no-op round trips in between.
+        sent_us: dict[str, int] = {}
+        noop_ms: list[float] = []
+        received: dict[str, int] = {}
+        for inst in latency_insts:
+            stamp = ctl.price_with_time(inst, **_price_args(market.moves[inst]))
+            assert stamp is not None, f"nobody subscribes to {inst}"
+            sent_us[inst] = stamp
+            time.sleep(args.gap)  # no polling while the order is on its way
+            deadline = time.monotonic() + 30
+            while inst not in received:
+                orders = ctl.timeline()["orders"]
+                received = {o["instId"]: o["us"] for o in orders.values()}
+                if inst in received:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"no order for {inst} within 30 s; logs in {tmp}")
+                time.sleep(0.05)
+            for _ in range(args.noops_per_sample):
+                t0 = time.perf_counter()
+                app.send_task(NOOP).get(timeout=30)
+                noop_ms.append((time.perf_counter() - t0) * 1000)
+        t2o_ms = [(received[i] - sent_us[i]) / 1000 for i in latency_insts]
+
+        # 2. Admission: a burst of triggering tickers vs no-op tasks drained.
+        admit_rate = noop_rate = 0.0
+        if burst_insts:
+            t0 = time.perf_counter()
+            results = [app.send_task(NOOP) for _ in burst_insts]
+            for r in results:
+                r.get(timeout=120)
+            noop_rate = len(burst_insts) / (time.perf_counter() - t0)
+            sent = ctl.prices([market.moves[i] for i in burst_insts])
+            first_sent = min(s for s in sent if s is not None)
+            deadline = time.monotonic() + 300
+            while True:
+                orders = ctl.timeline()["orders"]
+                done = [o["us"] for o in orders.values() if o["instId"].startswith("B")]
+                if len(done) >= len(burst_insts):
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"burst: {len(done)} of {len(burst_insts)} orders; {tmp}")
+                time.sleep(0.2)
+            admit_rate = len(burst_insts) / ((max(done) - first_sent) / 1e6)
+        requests = ctl.status()["requests"]
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        ctl.close()
+        stores.drop_pg_database(db_url)
+
+    t2o = dict(zip(latency_insts, t2o_ms, strict=True))
+    firsts, task_ms = worker_logs(procs, set(latency_insts))
+    report(args, t2o, noop_ms, firsts, task_ms, admit_rate, noop_rate, requests)
+    if args.stages:
+        from benchmarks.e2e_probe import stage_report
+
+        stage_report(probe_dir, sent_us, received, latency_insts)
+    if args.keep_logs or args.stages:
+        print(f"logs: {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def worker_logs(
+    procs: list[WorkerProcess], latency_insts: set[str]
+) -> tuple[dict[str, str], list[float]]:
+    """The first tick-to-order instrument each worker ran, and every buy task's duration."""
+    firsts: dict[str, str] = {}
+    durations: list[float] = []
+    for proc in procs:
+        if not proc.name.startswith("w"):
+            continue
+        for line in proc.text().splitlines():
+            if "task=process_buy_signal" not in line or "outcome=accepted" not in line:
+                continue
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            inst = fields.get("slot", "").split("/")[0]
+            if inst in latency_insts:
+                firsts.setdefault(proc.name, inst)
+                durations.append(float(fields.get("duration_ms", "nan")))
+    return firsts, durations
+
+
+def _price_args(move: dict[str, str]) -> dict[str, str]:
+    return {"last": move["last"], "bid": move["bid"], "ask": move["ask"]}
+
+
+def report(
+    args: argparse.Namespace,
+    t2o: dict[str, float],
+    noop: list[float],
+    firsts: dict[str, str],
+    task_ms: list[float],
+    admit_rate: float,
+    noop_rate: float,
+    requests: dict[str, int],
+) -> None:
+    samples = list(t2o.values())
+    pool = f"{args.workers} x celery worker -P {args.pool} -c {args.concurrency}"
+    print(f"bench_e2e: {pool}; Redis, PostgreSQL, simulator over HTTP and websockets")
+    print(f"tick to order over {len(samples)} instruments, no-op round trip over {len(noop)} tasks")
+    qs = {"median": 0.5, "p90": 0.9, "p99": 0.99}
+    t = {k: quantile(samples, q) for k, q in qs.items()}
+    n = {k: quantile(noop, q) for k, q in qs.items()}
+    print("no-op round trip    " + "   ".join(f"{k} {v:7.2f} ms" for k, v in n.items()))
+    print("tick to order       " + "   ".join(f"{k} {v:7.2f} ms" for k, v in t.items()))
+    ratios = "   ".join(f"{k} {t[k] / n[k]:6.2f}x   " for k in qs)
+    print(f"  ratio             {ratios} (targets: median <= 1.5x, p99 <= 3x)")
+    if task_ms:
+        print(f"worker task alone   median {statistics.median(task_ms):7.2f} ms (its log line)")
+    first = samples[0]
+    verdict = "within" if first <= t["p99"] else "NOT within"
+    print(
+        f"first order after start {first:7.2f} ms ({first / t['median']:.2f}x the median):"
+        f" {verdict} the p99 ({t['p99']:.2f} ms)"
+    )
+    per_worker = {name: t2o[inst] for name, inst in sorted(firsts.items())}
+    worst = max(per_worker.values(), default=0.0)
+    print(
+        "first order of each worker: "
+        + ", ".join(f"{name} {v:.1f}" for name, v in per_worker.items())
+        + f" ms: {'all within' if worst <= t['p99'] else 'NOT all within'} the p99"
+    )
+    fetched = requests.get("/api/v5/public/instruments", 0)
+    print(f"instrument list fetched (GET /api/v5/public/instruments): {fetched} times in the run")
+    if admit_rate:
+        print(
+            f"admission {admit_rate:8.1f} signals/s   no-op drain {noop_rate:8.1f} tasks/s"
+            f"   ratio {admit_rate / noop_rate:4.2f} (target >= 0.7)"
+        )
+    print("samples (ms, in order): " + " ".join(f"{v:.1f}" for v in samples))
+
+
+if __name__ == "__main__":
+    main()
