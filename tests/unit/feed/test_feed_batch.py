@@ -4,7 +4,7 @@ from feed_builders import HOUR, T0, Harness, only, rules
 
 from feed.state import RANK_CANDLE, InstrumentState, Tick
 from feed.strategies.base import Candidate
-from feed.strategies.batch import BatchState, evaluate
+from feed.strategies.batch import Batch, BatchState
 from worker.strategy_config import BatchBuyParams
 
 INSTS = [f"C{i}-USDT" for i in range(12)]
@@ -124,14 +124,15 @@ def test_equally_deep_instruments_are_taken_in_instrument_order() -> None:
 def test_a_tick_from_the_previous_hour_yields_an_empty_list() -> None:
     params = BatchBuyParams(min_count=1, max_count=5)
     batch = BatchState()
+    strategy = Batch(params, batch)
     state = InstrumentState(rules("C0-USDT"))
     state.set_hour_open(T0 // HOUR, Decimal("100"), RANK_CANDLE)
-    bought = evaluate(params, batch, state, Tick("C0-USDT", Decimal("90"), T0 + 1))
+    bought = strategy.evaluate(state, Tick("C0-USDT", Decimal("90"), T0 + 1))
     assert bought == [Candidate("batch_buy_ws", "C0-USDT", T0 // HOUR, "2026112908", Decimal("90"))]
     other = InstrumentState(rules("C1-USDT"))
     other.set_hour_open(T0 // HOUR + 1, Decimal("100"), RANK_CANDLE)
-    evaluate(params, batch, other, Tick("C1-USDT", Decimal("100"), T0 + HOUR + 1))
+    strategy.evaluate(other, Tick("C1-USDT", Decimal("100"), T0 + HOUR + 1))
     state.set_hour_open(T0 // HOUR - 1, Decimal("100"), RANK_CANDLE)
-    late = evaluate(params, batch, state, Tick("C0-USDT", Decimal("80"), T0 - 1))
+    late = strategy.evaluate(state, Tick("C0-USDT", Decimal("80"), T0 - 1))
     assert late == [] and isinstance(late, list)
     assert batch.hour_idx == T0 // HOUR + 1  # the late tick did not take the batch back
