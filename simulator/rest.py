@@ -117,9 +117,31 @@ class RestApi:
             except orjson.JSONDecodeError:
                 return error("50002", "JSON syntax error", 400)
             fault = self.sim.faults.take(op)
-            return await self._run(fault, lambda: fn(self.sim.engine, body), timed=True)
+            work: Callable[[], dict[str, Any]] = lambda: fn(self.sim.engine, body)  # noqa: E731
+            if op == "place_order":
+                work = self._logged(request.path, body, fault, work)
+            return await self._run(fault, work, timed=True)
 
         return handler
+
+    def _logged(
+        self, path: str, body: Any, fault: Fault | None, work: Callable[[], dict[str, Any]]
+    ) -> Callable[[], dict[str, Any]]:
+        """Log a placement request on arrival; complete the entries when the venue acts."""
+        source = "batch" if path.endswith("batch-orders") else "order"
+        log = self.sim.placement_log
+        entries = log.received(body, source, fault.mode if fault else "", self.sim.clock.now_ms())
+
+        def logged_work() -> dict[str, Any]:
+            try:
+                payload = work()
+            except RequestError as exc:
+                log.resolve(entries, {"code": exc.code, "msg": exc.msg}, self.sim.clock.now_ms())
+                raise
+            log.resolve(entries, payload, self.sim.clock.now_ms())
+            return payload
+
+        return logged_work
 
     def _authenticate(self, request: web.Request, body: str) -> web.Response | None:
         if request.headers.get("x-simulated-trading") is None:
