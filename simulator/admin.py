@@ -172,7 +172,10 @@ class AdminApi:
         inst_id = str(body.get("instId", ""))
         if inst_id not in self.sim.instruments:
             raise ControlError(f"unknown instId {inst_id!r}")
-        return {"ok": True, "instrument": self.sim.set_instrument_state(inst_id, body.get("state"))}
+        return {
+            "ok": True,
+            "instrument": self.sim.set_instrument_state(inst_id, str(body.get("state"))),
+        }
 
     def market(self, body: dict[str, Any]) -> Any:
         if "frozen" in body:
