@@ -165,6 +165,9 @@ class Broker:
             time.sleep(0.25)
         return False
 
+    def close(self) -> None:
+        self.client.close()
+
     def restore_unacked(self) -> int:
         """Put every unacknowledged message back on its queue (call with no worker running:
         then they all belong to workers killed with ``kill -9``)."""
@@ -227,6 +230,7 @@ def run_soak(config: SoakConfig, say: Callable[[str], None] = print) -> SoakResu
     )
     rng = random.Random(seed)
     notes: list[str] = []
+    started = time.monotonic()
     with contextlib.ExitStack() as stack:
         private_redis = PrivateRedis(workdir)
         private_redis.start()
@@ -252,6 +256,7 @@ def run_soak(config: SoakConfig, say: Callable[[str], None] = print) -> SoakResu
         ctl = SimControl(rest_url)
         stack.callback(ctl.close)
         broker = Broker(private_redis.url)
+        stack.callback(broker.close)
         injector = FaultInjector(
             rng, cluster, ctl, private_redis, postgres, list(config.instruments),
             config.pending_timeout, config.sync_interval, config.mean_gap_seconds, say,
@@ -266,7 +271,8 @@ def run_soak(config: SoakConfig, say: Callable[[str], None] = print) -> SoakResu
 
         say(f"chaos: engine ready (simulator {rest_url}); injecting faults")
         injector.run(config.minutes * 60, tick)
-        say("chaos: faults stopped; settling")
+        faults_done = time.monotonic()
+        say(f"chaos: faults stopped after {faults_done - began:.0f}s; settling")
         injector.finish()
         for name in [*cluster.worker_names, "orders-stream", "beat"]:
             cluster.ensure_running(name)
@@ -296,6 +302,10 @@ def run_soak(config: SoakConfig, say: Callable[[str], None] = print) -> SoakResu
         if not broker.wait_until(lambda w, u: w == 0 and u == 0, 180, supervise):
             notes.append("tasks still queued or running 180 s after the final reconciliation")
         cluster.stop(["beat", "orders-stream", *cluster.worker_names])
+        notes.append(
+            f"timing: start-up {began - started:.0f}s, faults {faults_done - began:.0f}s, "
+            f"settle and final reconciliation {time.monotonic() - faults_done:.0f}s"
+        )
         feed_logs = cluster.logs_of("feed")
         snap = take_snapshot(ctl, rest_url, db_url, feed_logs)
         snap.save(workdir / "snapshot.json")

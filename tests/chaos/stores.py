@@ -62,8 +62,8 @@ class PrivateRedis:
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                if self.client().ping():
+            with contextlib.suppress(redis.RedisError), self.client() as client:
+                if client.ping():
                     return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited; see {self.dir / 'redis.log'}")
@@ -74,8 +74,8 @@ class PrivateRedis:
         """SHUTDOWN (the append-only file is flushed), then wait for the process."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        with contextlib.suppress(redis.RedisError):
-            self.client().shutdown()
+        with contextlib.suppress(redis.RedisError), self.client() as client:
+            client.shutdown()
         try:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
