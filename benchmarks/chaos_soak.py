@@ -10,7 +10,7 @@ restarts, late placements, accept-then-timeout, 5xx and 429 bursts, suspended in
 dropped and duplicated order pushes); settles; runs one final reconciliation; checks the
 invariants and prints a summary. The same seed injects the same faults at the same moments on
 the same market (the engine's own timing still varies). Exit code 0 when no invariant was
-violated, 1 otherwise. See ``tests/chaos/harness.py``.
+violated and the final reconciliation succeeded, 1 otherwise. See ``tests/chaos/harness.py``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> SoakConfig:
 def main(argv: list[str] | None = None) -> int:
     result = run_soak(parse_args(argv), say=lambda line: print(line, flush=True))
     print(f"chaos soak: seed {result.seed}; logs in {result.workdir / 'logs'}")
-    return 0 if result.violation_count == 0 else 1
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

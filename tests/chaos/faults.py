@@ -85,15 +85,16 @@ class FaultInjector:
                 next_tick += 1.0
             time.sleep(0.1)
 
-    def finish(self) -> None:
+    def finish(self, keep_suspended: str | None = None) -> None:
         """End every fault still in force: restart what is down, clear the simulator's faults,
-        make every instrument live."""
+        make every instrument live but ``keep_suspended`` (a suspension that lasts: the rest
+        of the engine must settle all the same)."""
         while self._later:
             self._pop().action()
         self.ctl.clear_faults()
         for inst_id in self.instruments:
-            self.ctl.instrument_state(inst_id, "live")
-        self._suspended.clear()
+            self.ctl.instrument_state(inst_id, "suspend" if inst_id == keep_suspended else "live")
+        self._suspended = {keep_suspended} if keep_suspended else set()
 
     # Scheduling ----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ Timeline:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import tempfile
@@ -100,12 +101,19 @@ class SoakResult:
     violations: dict[str, list[str]]
     faults: dict[str, int]
     summary: str
+    # The final reconciliation itself failed: the invariants were checked on an unreconciled
+    # ledger, and the run fails even if they hold.
+    final_reconcile_errors: list[str] = field(default_factory=list)
     snapshot: Snapshot | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def violation_count(self) -> int:
         return sum(len(v) for v in self.violations.values())
+
+    @property
+    def ok(self) -> bool:
+        return self.violation_count == 0 and not self.final_reconcile_errors
 
 
 def engine_env(
@@ -204,6 +212,33 @@ def final_reconciliation(env: dict[str, str], say: Callable[[str], None]) -> dic
     return reports
 
 
+def busiest_instrument(db_url: str, instruments: list[str], rng: random.Random) -> str:
+    """An instrument with open lots or orders (so that reconciliation has work on it), or any."""
+    busy: list[str] = []
+    with contextlib.suppress(psycopg.Error), psycopg.connect(db_url, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT inst_id FROM lots WHERE state <> 'closed'"
+            " UNION SELECT DISTINCT inst_id FROM orders"
+            " WHERE state IN ('pending_submit', 'live', 'partially_filled')"
+        ).fetchall()
+        busy = sorted(str(r[0]) for r in rows if r[0] in instruments)
+    return rng.choice(busy or sorted(instruments))
+
+
+def reconcile_failures(logs: list[Path]) -> list[str]:
+    """Reconciliation runs (beat's, the workers' at start, the final one) that failed."""
+    failures = []
+    for path in logs:
+        for line in path.read_text("utf-8", "replace").splitlines():
+            if '"task.done"' not in line or '"outcome":"error"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                doc = json.loads(line)
+                if doc.get("task") in ("sync_active_orders", "purge_pending"):
+                    failures.append(f"{doc['task']}: {doc.get('error', '?')}")
+    return failures
+
+
 def progress_line(db_url: str, ctl: SimControl, injector: FaultInjector, began: float) -> str:
     signals = orders = "?"
     with contextlib.suppress(psycopg.Error), psycopg.connect(db_url, connect_timeout=3) as conn:
@@ -273,7 +308,10 @@ def run_soak(config: SoakConfig, say: Callable[[str], None] = print) -> SoakResu
         injector.run(config.minutes * 60, tick)
         faults_done = time.monotonic()
         say(f"chaos: faults stopped after {faults_done - began:.0f}s; settling")
-        injector.finish()
+        lasting = busiest_instrument(db_url, list(config.instruments), rng)
+        injector.finish(keep_suspended=lasting)
+        notes.append(f"{lasting} stays suspended through the settle and the final check")
+        say(f"chaos: {notes[-1]}")
         for name in [*cluster.worker_names, "orders-stream", "beat"]:
             cluster.ensure_running(name)
 
@@ -310,6 +348,10 @@ def run_soak(config: SoakConfig, say: Callable[[str], None] = print) -> SoakResu
         snap = take_snapshot(ctl, rest_url, db_url, feed_logs)
         snap.save(workdir / "snapshot.json")
         violations = check_all(snap)
+        failed_runs = reconcile_failures(
+            [p for name in cluster.worker_names for p in cluster.logs_of(name)]
+        )
+        final_errors = [f"{name}: {r['error']}" for name, r in reports.items() if "error" in r]
         summary = render_summary(
             seed=seed,
             config=config,
@@ -320,8 +362,11 @@ def run_soak(config: SoakConfig, say: Callable[[str], None] = print) -> SoakResu
             unexpected=cluster.unexpected,
             orphans=orphans,
             reports=reports,
+            failed_runs=failed_runs,
             notes=notes,
         )
     (workdir / "summary.txt").write_text(summary + "\n")
     say(summary)
-    return SoakResult(seed, workdir, violations, dict(injector.counts), summary, snap, notes)
+    return SoakResult(
+        seed, workdir, violations, dict(injector.counts), summary, final_errors, snap, notes
+    )

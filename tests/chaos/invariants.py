@@ -26,6 +26,10 @@ INVARIANTS = {
 LEDGER_OPEN = frozenset({"pending_submit", "live", "partially_filled"})
 
 
+def _num(value: Any) -> str:
+    return format(Decimal(value).normalize(), "f")
+
+
 def hms(ms: float) -> str:
     if ms == INF:
         return "never"
@@ -145,13 +149,16 @@ def filled_buys_have_lots_and_lots_have_exits(snap: Snapshot) -> list[str]:
         if row["ord_id"] not in (None, buy.ord_id):
             found.append(f"{what} is ordId {buy.ord_id}; the ledger holds {row['ord_id']}")
             continue
+        problems = []
         if Decimal(row["filled_sz"]) != buy.acc_fill_sz:
-            found.append(f"{what}: the ledger has {row['filled_sz']} filled ({row['state']})")
+            problems.append(f"the ledger has {_num(row['filled_sz'])} filled")
         if buy.state not in PENDING and row["id"] not in snap.lot_by_buy:
-            found.append(f"{what} has no lot (ledger: {row['state']})")
+            problems.append("no lot")
+        if problems:
+            found.append(f"{what}: {', '.join(problems)} (ledger state {row['state']})")
     for lot in snap.lots:
-        if lot["state"] != "open":
-            continue
+        if lot["state"] != "open" or lot["inst_id"] in snap.suspended:
+            continue  # a suspended instrument refuses exits: its lots wait, by design
         sells = snap.sells_by_lot.get(lot["id"], [])
         on_venue = snap.sim_orders_of(sells)
         if any(o.state in PENDING for o in on_venue):

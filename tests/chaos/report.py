@@ -28,6 +28,7 @@ def render_summary(
     unexpected: list[tuple[str, int | None, str]],
     orphans: int,
     reports: Mapping[str, Any],
+    failed_runs: list[str],
     notes: list[str],
 ) -> str:
     published = Counter(snap.published.values())
@@ -67,6 +68,9 @@ def render_summary(
         lines.append(f"  first: {name} exit {code}; its log ends:")
         lines += [f"    {line}" for line in tail.splitlines()[-8:]]
     lines.append(f"messages requeued after kill -9 (visibility timeout fast-forward): {orphans}")
+    lines.append(f"reconciliation runs that failed (beat, worker start, final): {len(failed_runs)}")
+    for error, n in Counter(e[:160] for e in failed_runs).most_common(3):
+        lines.append(f"  {n}x {error}")
     for name, report in reports.items():
         lines.append(f"final {name}: {report}")
     lines += [f"note: {note}" for note in notes]

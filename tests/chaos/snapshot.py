@@ -75,6 +75,7 @@ class Snapshot:
     signals: list[dict[str, Any]]
     published: dict[str, str]  # signal_id -> "buy" | "sell", as the feed logged them
     undelivered: set[str] = field(default_factory=set)  # the feed could not publish these
+    suspended: set[str] = field(default_factory=set)  # instruments suspended at the end
 
     def __post_init__(self) -> None:
         self.sim_by_cl: dict[str, list[SimOrder]] = {}
@@ -99,6 +100,7 @@ class Snapshot:
             "signals": self.signals,
             "published": self.published,
             "undelivered": sorted(self.undelivered),
+            "suspended": sorted(self.suspended),
         }
         path.write_text(json.dumps(doc, default=str, indent=1))
 
@@ -185,6 +187,7 @@ def take_snapshot(ctl: SimControl, rest_url: str, db_url: str, feed_logs: list[P
     sim_orders, requests = read_simulator(ctl)
     orders, lots, signals = read_ledger(db_url)
     published, undelivered = read_feed_signals(feed_logs)
+    suspended = set(ctl.status().get("suspended", []))
     return Snapshot(
         sim_orders,
         requests,
@@ -194,4 +197,5 @@ def take_snapshot(ctl: SimControl, rest_url: str, db_url: str, feed_logs: list[P
         signals,
         published,
         undelivered,
+        suspended,
     )

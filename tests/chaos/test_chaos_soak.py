@@ -25,4 +25,4 @@ def test_chaos_soak_breaks_no_invariant(tmp_path: Path) -> None:
         workdir=tmp_path,
     )
     result = run_soak(config)
-    assert result.violation_count == 0, result.summary
+    assert result.ok, result.summary

@@ -112,12 +112,14 @@ def test_a_clean_cycle_breaks_nothing() -> None:
 def test_a_late_placement_that_filled_holds_the_slot_forever() -> None:
     book = Book()
     late, _ = book.buy("og:ADA:1", 1000, 1000, ledger="failed")
-    book.buy("og:ADA:2", 5000, 5200)
+    _, second = book.buy("og:ADA:2", 5000, 5200)
+    book.sell(book.lot(second), "live", "0", 5300, 5300)
     assert buy_interval(book.snapshot(), late)[1] == INF
     found = book.violations()
     assert set(found) == {"a", "c"}
     assert "held the slot" in found["a"][0] and "unknown to the ledger" not in found["a"][0]
-    assert any("has no lot" in v for v in found["c"])
+    (problem,) = found["c"]
+    assert "the ledger has 0 filled, no lot (ledger state failed)" in problem
 
 
 def test_a_second_buy_while_the_take_profit_still_rests() -> None:
@@ -155,6 +157,15 @@ def test_c_an_open_lot_without_a_resting_exit() -> None:
     book.sell(lot, "canceled", "0", 1600, 2000)
     (text,) = book.violations()["c"]
     assert "no resting take-profit or exit" in text
+
+
+def test_c_lots_on_a_suspended_instrument_may_wait_without_an_exit() -> None:
+    book = Book()
+    _, row = book.buy("og:ADA:1", 1000, 1500)
+    book.sell(book.lot(row), "canceled", "0", 1600, 2000)
+    snap = book.snapshot()
+    snap.suspended.add(INST)
+    assert check_all(snap)["c"] == []
 
 
 def test_c_a_lot_sold_on_the_exchange_but_open_in_the_ledger() -> None:
