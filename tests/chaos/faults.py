@@ -76,7 +76,7 @@ class FaultInjector:
         while time.monotonic() < end:
             self._run_due(time.monotonic())
             for name in self.cluster.supervise():
-                self.say(f"chaos: {name} exited on its own; restarted")
+                self.say(f"{name} exited on its own; restarted")
             if time.monotonic() >= next_fault:
                 self.inject(self._deal())
                 next_fault = time.monotonic() + self.rng.expovariate(1 / self.mean_gap)
@@ -123,7 +123,7 @@ class FaultInjector:
             self.skipped[kind] += 1
             return
         self.counts[kind] += 1
-        self.say(f"chaos: {kind} {detail}")
+        self.say(f"{kind} {detail}")
 
     def _down_for(self) -> float:
         return self.rng.uniform(1.0, 8.0)

@@ -20,7 +20,6 @@ Timeline:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import tempfile
@@ -30,22 +29,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import redis
-from kombu.connection import Connection
-
 from simulator.config import DEFAULT_INSTRUMENTS
 from simulator.control import SimControl
 from tests import stores as shared_stores
 from tests.chaos.cluster import Cluster, start_simulator
+from tests.chaos.engine_ops import (
+    Broker,
+    busiest_instrument,
+    final_reconciliation,
+    progress_line,
+    reconcile_failures,
+)
 from tests.chaos.faults import FaultInjector
 from tests.chaos.invariants import check_all
 from tests.chaos.report import render_summary
 from tests.chaos.snapshot import Snapshot, take_snapshot
 from tests.chaos.stores import PrivatePostgres, PrivateRedis
-from worker.app import PURGE_PENDING, QUEUE, SYNC_ACTIVE_ORDERS, make_app
 from worker.ledger.migrate import upgrade
-from worker.settings import Settings
+
+Say = Callable[[str], None]
 
 # The demo's generated market, with drops three times as frequent: many buys and exits.
 SIM_OPTIONS = (
@@ -146,227 +148,173 @@ def engine_env(
     }
 
 
-class Broker:
-    """What the harness needs to know about the Redis broker."""
+class Soak:
+    """One run, phase by phase; every resource it starts is released by ``stack``."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.client = redis.Redis.from_url(url, socket_timeout=10)
+    def __init__(self, config: SoakConfig, stack: contextlib.ExitStack, say: Say) -> None:
+        self.config = config
+        self.stack = stack
+        self.say = say
+        self.seed = (
+            config.seed if config.seed is not None else random.SystemRandom().randrange(1, 2**31)
+        )
+        self.rng = random.Random(self.seed)
+        self.workdir = config.workdir or Path(tempfile.mkdtemp(prefix="limitflow-chaos-"))
+        self.logs = self.workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.notes: list[str] = []
+        self.times: dict[str, float] = {"start": time.monotonic()}
+        self.orphans = 0
+        self.reports: dict[str, Any] = {}
 
-    def counts(self) -> tuple[int, int]:
-        """(messages waiting, messages delivered and not yet acknowledged)."""
-        return int(self.client.llen(QUEUE)), int(self.client.hlen("unacked"))
+    def log(self, line: str) -> None:
+        self.say(f"{time.strftime('%H:%M:%S')} chaos: {line}")
 
-    def wait_until(self, idle: Callable[[int, int], bool], timeout: float, tick: Any) -> bool:
-        """Wait until ``idle(waiting, unacked)`` holds for two seconds in a row."""
-        deadline = time.monotonic() + timeout
-        since: float | None = None
-        while time.monotonic() < deadline:
-            tick()
-            with contextlib.suppress(redis.RedisError):
-                if idle(*self.counts()):
-                    since = since or time.monotonic()
-                    if time.monotonic() - since >= 2.0:
-                        return True
-                else:
-                    since = None
-            time.sleep(0.25)
-        return False
+    def note(self, line: str) -> None:
+        self.notes.append(line)
+        self.log(line)
 
-    def close(self) -> None:
-        self.client.close()
+    # 1. Start ------------------------------------------------------------------------------
 
-    def restore_unacked(self) -> int:
-        """Put every unacknowledged message back on its queue (call with no worker running:
-        then they all belong to workers killed with ``kill -9``)."""
-        tags = [
-            t.decode() if isinstance(t, bytes) else str(t) for t in self.client.hkeys("unacked")
-        ]
-        if tags:
-            with Connection(self.url) as conn:  # type: ignore[no-untyped-call]
-                qos = conn.default_channel.qos
-                for tag in tags:
-                    qos.restore_by_tag(tag)
-        return len(tags)
-
-
-def final_reconciliation(env: dict[str, str], say: Callable[[str], None]) -> dict[str, Any]:
-    """Run purge_pending, then sync_active_orders, as beat would; return their reports."""
-    settings = Settings.model_validate({k: v for k, v in env.items() if k in Settings.model_fields})
-    app = make_app(settings)
-    reports: dict[str, Any] = {}
-    try:
-        for name in (PURGE_PENDING, SYNC_ACTIVE_ORDERS):
-            for _ in range(60):  # a run still holding the lock answers "skipped"
-                try:
-                    report = app.send_task(name).get(timeout=180)
-                except Exception as exc:  # the task's own error, re-raised by Celery
-                    report = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-                if not (isinstance(report, dict) and "skipped" in report):
-                    break
-                time.sleep(1.0)
-            reports[name.rsplit(".", 1)[-1]] = report
-            say(f"chaos: final {name}: {report}")
-    finally:
-        app.close()
-    return reports
-
-
-def busiest_instrument(db_url: str, instruments: list[str], rng: random.Random) -> str:
-    """An instrument with open lots or orders (so that reconciliation has work on it), or any."""
-    busy: list[str] = []
-    with contextlib.suppress(psycopg.Error), psycopg.connect(db_url, connect_timeout=5) as conn:
-        rows = conn.execute(
-            "SELECT DISTINCT inst_id FROM lots WHERE state <> 'closed'"
-            " UNION SELECT DISTINCT inst_id FROM orders"
-            " WHERE state IN ('pending_submit', 'live', 'partially_filled')"
-        ).fetchall()
-        busy = sorted(str(r[0]) for r in rows if r[0] in instruments)
-    return rng.choice(busy or sorted(instruments))
-
-
-def reconcile_failures(logs: list[Path]) -> list[str]:
-    """Reconciliation runs (beat's, the workers' at start, the final one) that failed."""
-    failures = []
-    for path in logs:
-        for line in path.read_text("utf-8", "replace").splitlines():
-            if '"task.done"' not in line or '"outcome":"error"' not in line:
-                continue
-            with contextlib.suppress(ValueError):
-                doc = json.loads(line)
-                if doc.get("task") in ("sync_active_orders", "purge_pending"):
-                    failures.append(f"{doc['task']}: {doc.get('error', '?')}")
-    return failures
-
-
-def progress_line(db_url: str, ctl: SimControl, injector: FaultInjector, began: float) -> str:
-    signals = orders = "?"
-    with contextlib.suppress(psycopg.Error), psycopg.connect(db_url, connect_timeout=3) as conn:
-        signals = str(conn.execute("SELECT count(*) FROM signals").fetchone()[0])  # type: ignore[index]
-        orders = str(conn.execute("SELECT count(*) FROM orders").fetchone()[0])  # type: ignore[index]
-    requests = "?"
-    with contextlib.suppress(Exception):
-        requests = str(ctl.status().get("placementRequests", "?"))
-    elapsed = int(time.monotonic() - began)
-    return (
-        f"[{elapsed // 60:2d}:{elapsed % 60:02d}] signals {signals}  orders {orders}  "
-        f"placement requests {requests}  faults {sum(injector.counts.values())}"
-    )
-
-
-def run_soak(config: SoakConfig, say: Callable[[str], None] = print) -> SoakResult:
-    seed = config.seed if config.seed is not None else random.SystemRandom().randrange(1, 2**31)
-    workdir = config.workdir or Path(tempfile.mkdtemp(prefix="limitflow-chaos-"))
-    logs = workdir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    say(
-        f"chaos soak: seed {seed}, {config.minutes:g} min of faults, {config.workers} workers, "
-        f"{len(config.instruments)} instruments; logs in {logs}"
-    )
-    rng = random.Random(seed)
-    notes: list[str] = []
-    started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        private_redis = PrivateRedis(workdir)
-        private_redis.start()
-        stack.callback(private_redis.stop)
-        postgres, why = PrivatePostgres.create()
-        if postgres is not None:
-            stack.callback(postgres.destroy, logs)
-            postgres.start()
-            postgres.create_database()
-            db_url = postgres.url
+    def start(self) -> None:
+        config, stack = self.config, self.stack
+        self.redis = PrivateRedis(self.workdir)
+        self.redis.start()
+        stack.callback(self.redis.stop)
+        self.postgres, why = PrivatePostgres.create()
+        if self.postgres is not None:
+            stack.callback(self.postgres.destroy, self.logs)
+            self.postgres.start()
+            self.postgres.create_database()
+            self.db_url = self.postgres.url
         else:
-            notes.append(f"no private PostgreSQL ({why}): the restart_postgres fault is skipped")
-            say(f"chaos: {notes[-1]}")
-            db_url = shared_stores.create_pg_database()
-            stack.callback(shared_stores.drop_pg_database, db_url)
-        upgrade(db_url)
-        sim, rest_url = start_simulator(logs, seed, list(config.instruments), list(SIM_OPTIONS))
+            self.note(f"no private PostgreSQL ({why}): the restart_postgres fault is skipped")
+            self.db_url = shared_stores.create_pg_database()
+            stack.callback(shared_stores.drop_pg_database, self.db_url)
+        upgrade(self.db_url)
+        instruments = list(config.instruments)
+        sim, self.rest_url = start_simulator(self.logs, self.seed, instruments, list(SIM_OPTIONS))
         stack.callback(sim.stop)
-        env = engine_env(config, workdir, db_url, private_redis.url, rest_url)
-        cluster = Cluster(env, logs, config.workers)
-        stack.callback(cluster.stop_everything)
-        cluster.start_all()
-        ctl = SimControl(rest_url)
-        stack.callback(ctl.close)
-        broker = Broker(private_redis.url)
-        stack.callback(broker.close)
-        injector = FaultInjector(
-            rng, cluster, ctl, private_redis, postgres, list(config.instruments),
-            config.pending_timeout, config.sync_interval, config.mean_gap_seconds, say,
+        self.env = engine_env(config, self.workdir, self.db_url, self.redis.url, self.rest_url)
+        self.cluster = Cluster(self.env, self.logs, config.workers)
+        stack.callback(self.cluster.stop_everything)
+        self.cluster.start_all()
+        self.ctl = SimControl(self.rest_url)
+        stack.callback(self.ctl.close)
+        self.broker = Broker(self.redis.url)
+        stack.callback(self.broker.close)
+        self.injector = FaultInjector(
+            self.rng, self.cluster, self.ctl, self.redis, self.postgres, instruments,
+            config.pending_timeout, config.sync_interval, config.mean_gap_seconds, self.log,
         )  # fmt: skip
-        began = time.monotonic()
+        self.log(f"engine ready (simulator {self.rest_url}); injecting faults")
+
+    # 2. Faults -----------------------------------------------------------------------------
+
+    def inject(self) -> None:
+        began = self.times["faults"] = time.monotonic()
         last = [began]
 
         def tick() -> None:
             if time.monotonic() - last[0] >= 30:
                 last[0] = time.monotonic()
-                say(progress_line(db_url, ctl, injector, began))
+                faults = sum(self.injector.counts.values())
+                self.say(progress_line(self.db_url, self.ctl, faults, began))
 
-        say(f"chaos: engine ready (simulator {rest_url}); injecting faults")
-        injector.run(config.minutes * 60, tick)
-        faults_done = time.monotonic()
-        say(f"chaos: faults stopped after {faults_done - began:.0f}s; settling")
-        lasting = busiest_instrument(db_url, list(config.instruments), rng)
-        injector.finish(keep_suspended=lasting)
-        notes.append(f"{lasting} stays suspended through the settle and the final check")
-        say(f"chaos: {notes[-1]}")
+        self.injector.run(self.config.minutes * 60, tick)
+
+    # 3. Settle -----------------------------------------------------------------------------
+
+    def supervise(self) -> None:
+        for name in self.cluster.supervise():
+            self.log(f"{name} exited on its own while settling; restarted")
+
+    def wait_idle(self, what: str, idle: Callable[[int, int], bool] | None = None) -> None:
+        check = idle or (lambda waiting, unacked: waiting == 0 and unacked == 0)
+        if not self.broker.wait_until(check, 120, self.supervise):
+            self.note(f"tasks still queued or running 120 s {what}")
+
+    def settle(self) -> None:
+        self.times["settle"] = time.monotonic()
+        cluster, instruments = self.cluster, list(self.config.instruments)
+        lasting = busiest_instrument(self.db_url, instruments, self.rng)
+        self.injector.finish(keep_suspended=lasting)
+        self.note(f"faults stopped; {lasting} stays suspended through the final check")
         for name in [*cluster.worker_names, "orders-stream", "beat"]:
             cluster.ensure_running(name)
-
-        def supervise() -> None:
-            for name in cluster.supervise():
-                say(f"chaos: {name} exited on its own while settling; restarted")
-
         cluster.stop(["feed"])
-        if not broker.wait_until(lambda waiting, _: waiting == 0, 180, supervise):
-            notes.append("the queue did not empty within 180 s after the feed stopped")
+        self.wait_idle("after the feed stopped", lambda waiting, _: waiting == 0)
         cluster.stop(cluster.worker_names)
-        orphans = broker.restore_unacked()
-        say(f"chaos: {orphans} message(s) left unacknowledged by killed workers, requeued")
+        self.orphans = self.broker.restore_unacked()
+        self.log(f"workers stopped; {self.orphans} message(s) left by killed workers requeued")
         for name in cluster.worker_names:
             cluster.start(name)
         cluster.wait_ready(cluster.worker_names, timeout=180)
-        settle_until = time.monotonic() + config.pending_timeout + 2 * config.sync_interval + 5
-        while time.monotonic() < settle_until:
-            supervise()
+        pause = self.config.pending_timeout + 2 * self.config.sync_interval + 5
+        self.log(f"workers restarted; settling for {pause}s")
+        until = time.monotonic() + pause
+        while time.monotonic() < until:
+            self.supervise()
             time.sleep(0.5)
-        ctl.freeze_market()
-        idle = broker.wait_until(lambda w, u: w == 0 and u == 0, 180, supervise)
-        if not idle:
-            notes.append("tasks still queued or running 180 s into the final settle")
-        reports = final_reconciliation(env, say)
-        if not broker.wait_until(lambda w, u: w == 0 and u == 0, 180, supervise):
-            notes.append("tasks still queued or running 180 s after the final reconciliation")
-        cluster.stop(["beat", "orders-stream", *cluster.worker_names])
-        notes.append(
-            f"timing: start-up {began - started:.0f}s, faults {faults_done - began:.0f}s, "
-            f"settle and final reconciliation {time.monotonic() - faults_done:.0f}s"
+
+    # 4. Final reconciliation -----------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        self.ctl.freeze_market()
+        self.wait_idle("after the market froze")
+        self.log("market frozen, engine idle; final reconciliation")
+        self.reports = final_reconciliation(self.env, self.log)
+        self.wait_idle("after the final reconciliation")
+        self.cluster.stop(["beat", "orders-stream", *self.cluster.worker_names])
+        self.times["end"] = time.monotonic()
+        self.log("engine stopped; checking")
+
+    # 5. Check ------------------------------------------------------------------------------
+
+    def check(self) -> SoakResult:
+        t = self.times
+        self.notes.append(
+            f"timing: start-up {t['faults'] - t['start']:.0f}s, faults "
+            f"{t['settle'] - t['faults']:.0f}s, settle and final reconciliation "
+            f"{t['end'] - t['settle']:.0f}s"
         )
-        feed_logs = cluster.logs_of("feed")
-        snap = take_snapshot(ctl, rest_url, db_url, feed_logs)
-        snap.save(workdir / "snapshot.json")
+        snap = take_snapshot(self.ctl, self.rest_url, self.db_url, self.cluster.logs_of("feed"))
+        snap.save(self.workdir / "snapshot.json")
         violations = check_all(snap)
-        failed_runs = reconcile_failures(
-            [p for name in cluster.worker_names for p in cluster.logs_of(name)]
-        )
-        final_errors = [f"{name}: {r['error']}" for name, r in reports.items() if "error" in r]
+        worker_logs = [p for n in self.cluster.worker_names for p in self.cluster.logs_of(n)]
+        final_errors = [f"{n}: {r['error']}" for n, r in self.reports.items() if "error" in r]
         summary = render_summary(
-            seed=seed,
-            config=config,
+            seed=self.seed,
+            config=self.config,
             snap=snap,
             violations=violations,
-            faults=injector.counts,
-            skipped=injector.skipped,
-            unexpected=cluster.unexpected,
-            orphans=orphans,
-            reports=reports,
-            failed_runs=failed_runs,
-            notes=notes,
+            faults=self.injector.counts,
+            skipped=self.injector.skipped,
+            unexpected=self.cluster.unexpected,
+            orphans=self.orphans,
+            reports=self.reports,
+            failed_runs=reconcile_failures(worker_logs),
+            notes=self.notes,
         )
-    (workdir / "summary.txt").write_text(summary + "\n")
-    say(summary)
-    return SoakResult(
-        seed, workdir, violations, dict(injector.counts), summary, final_errors, snap, notes
-    )
+        (self.workdir / "summary.txt").write_text(summary + "\n")
+        counts = dict(self.injector.counts)
+        return SoakResult(
+            self.seed, self.workdir, violations, counts, summary, final_errors, snap, self.notes
+        )
+
+
+def run_soak(config: SoakConfig, say: Say = print) -> SoakResult:
+    """Run the whole soak (see the module docstring) and print its summary."""
+    with contextlib.ExitStack() as stack:
+        soak = Soak(config, stack, say)
+        say(
+            f"chaos soak: seed {soak.seed}, {config.minutes:g} min of faults, {config.workers} "
+            f"workers, {len(config.instruments)} instruments; logs in {soak.logs}"
+        )
+        soak.start()
+        soak.inject()
+        soak.settle()
+        soak.reconcile()
+        result = soak.check()
+    say(result.summary)
+    return result
