@@ -7,6 +7,7 @@ import contextlib
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,17 @@ class Broker:
     def counts(self) -> tuple[int, int]:
         """(messages waiting, messages delivered and not yet acknowledged)."""
         return int(self.client.llen(QUEUE)), int(self.client.hlen("unacked"))
+
+    def busy_with(self) -> str:
+        """The task names of the messages waiting or unacknowledged, counted."""
+        names: Counter[str] = Counter()
+        raw = [*self.client.lrange(QUEUE, 0, 200), *self.client.hvals("unacked")]
+        for item in raw:
+            with contextlib.suppress(ValueError, TypeError, KeyError, IndexError):
+                doc = json.loads(item)
+                message = doc[0] if isinstance(doc, list) else doc  # unacked: [msg, ex, rk]
+                names[str(message["headers"]["task"]).rsplit(".", 1)[-1]] += 1
+        return ", ".join(f"{n} {c}" for n, c in names.most_common()) or "nothing"
 
     def wait_until(self, idle: Callable[[int, int], bool], timeout: float, tick: Any) -> bool:
         """Wait until ``idle(waiting, unacked)`` holds for two seconds in a row."""

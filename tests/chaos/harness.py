@@ -231,8 +231,11 @@ class Soak:
 
     def wait_idle(self, what: str, idle: Callable[[int, int], bool] | None = None) -> None:
         check = idle or (lambda waiting, unacked: waiting == 0 and unacked == 0)
+        began, busy = time.monotonic(), self.broker.busy_with()
         if not self.broker.wait_until(check, 120, self.supervise):
-            self.note(f"tasks still queued or running 120 s {what}")
+            self.note(f"tasks still queued or running 120 s {what}: {self.broker.busy_with()}")
+        elif time.monotonic() - began > 20:
+            self.log(f"waited {time.monotonic() - began:.0f}s {what} for: {busy}")
 
     def settle(self) -> None:
         self.times["settle"] = time.monotonic()
