@@ -229,11 +229,16 @@ class Soak:
         for name in self.cluster.supervise():
             self.log(f"{name} exited on its own while settling; restarted")
 
-    def wait_idle(self, what: str, idle: Callable[[int, int], bool] | None = None) -> None:
+    def wait_idle(
+        self, what: str, timeout: float, idle: Callable[[int, int], bool] | None = None
+    ) -> None:
+        """Wait for an empty queue and nothing unacknowledged (or ``idle``); on timeout, say
+        what is still there and go on (the run must stay within its time budget)."""
         check = idle or (lambda waiting, unacked: waiting == 0 and unacked == 0)
         began, busy = time.monotonic(), self.broker.busy_with()
-        if not self.broker.wait_until(check, 120, self.supervise):
-            self.note(f"tasks still queued or running 120 s {what}: {self.broker.busy_with()}")
+        if not self.broker.wait_until(check, timeout, self.supervise):
+            left = self.broker.busy_with()
+            self.note(f"tasks still queued or running {timeout:.0f}s {what}: {left}")
         elif time.monotonic() - began > 20:
             self.log(f"waited {time.monotonic() - began:.0f}s {what} for: {busy}")
 
@@ -246,7 +251,7 @@ class Soak:
         for name in [*cluster.worker_names, "orders-stream", "beat"]:
             cluster.ensure_running(name)
         cluster.stop(["feed"])
-        self.wait_idle("after the feed stopped", lambda waiting, _: waiting == 0)
+        self.wait_idle("after the feed stopped", 60, lambda waiting, _: waiting == 0)
         cluster.stop(cluster.worker_names)
         self.orphans = self.broker.restore_unacked()
         self.log(f"workers stopped; {self.orphans} message(s) left by killed workers requeued")
@@ -264,10 +269,10 @@ class Soak:
 
     def reconcile(self) -> None:
         self.ctl.freeze_market()
-        self.wait_idle("after the market froze")
+        self.wait_idle("after the market froze", 90)
         self.log("market frozen, engine idle; final reconciliation")
         self.reports = final_reconciliation(self.env, self.log)
-        self.wait_idle("after the final reconciliation")
+        self.wait_idle("after the final reconciliation", 60)
         self.cluster.stop(["beat", "orders-stream", *self.cluster.worker_names])
         self.times["end"] = time.monotonic()
         self.log("engine stopped; checking")
