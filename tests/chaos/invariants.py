@@ -30,6 +30,10 @@ def _num(value: Any) -> str:
     return format(Decimal(value).normalize(), "f")
 
 
+def _inst(snap: Snapshot, inst_id: str) -> str:
+    return f"{inst_id}, suspended" if inst_id in snap.suspended else inst_id
+
+
 def hms(ms: float) -> str:
     if ms == INF:
         return "never"
@@ -141,7 +145,8 @@ def filled_buys_have_lots_and_lots_have_exits(snap: Snapshot) -> list[str]:
     for buy in snap.sim_orders:
         if buy.side != "buy" or buy.slot is None or buy.acc_fill_sz == 0:
             continue
-        what = f"buy {buy.cl_ord_id} ({buy.inst_id}, {buy.acc_fill_sz} filled, {buy.state})"
+        inst = _inst(snap, buy.inst_id)
+        what = f"buy {buy.cl_ord_id} ({inst}, {_num(buy.acc_fill_sz)} filled, {buy.state})"
         row = snap.order_by_cl.get(buy.cl_ord_id)
         if row is None:
             found.append(f"{what} is not in the ledger")
@@ -163,7 +168,7 @@ def filled_buys_have_lots_and_lots_have_exits(snap: Snapshot) -> list[str]:
         on_venue = snap.sim_orders_of(sells)
         if any(o.state in PENDING for o in on_venue):
             continue
-        what = f"lot {lot['id']} ({lot['inst_id']} {lot['strategy']}, {lot['size']})"
+        what = f"lot {lot['id']} ({lot['inst_id']} {lot['strategy']}, {_num(lot['size'])})"
         rules = snap.rules[lot["inst_id"]]
         if _sold_out_ms(snap, lot, rules) is not None:
             found.append(f"{what} was sold on the exchange but is still open in the ledger")
@@ -219,7 +224,7 @@ def nothing_live_unknown(snap: Snapshot) -> list[str]:
         if order.state not in PENDING:
             continue
         what = f"{order.side} {order.cl_ord_id or '(no clOrdId)'} ordId {order.ord_id} "
-        what += f"({order.inst_id}, {order.state} since {hms(order.c_time)})"
+        what += f"({_inst(snap, order.inst_id)}, {order.state} since {hms(order.c_time)})"
         row = snap.order_by_cl.get(order.cl_ord_id)
         if row is None:
             found.append(f"{what} is live and unknown to the ledger")

@@ -172,7 +172,11 @@ class PrivatePostgres:
     def restart(self, mode: str, down_seconds: float) -> None:
         self.stop(mode)
         time.sleep(down_seconds)
-        self.start()
+        try:
+            self.start()
+        except RuntimeError:  # e.g. the port taken meanwhile by a client's ephemeral socket
+            time.sleep(2)
+            self.start()
 
     def destroy(self, keep_log_in: Path | None = None) -> None:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
