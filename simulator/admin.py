@@ -1,7 +1,8 @@
 """The control API under ``/_sim/`` (JSON, no auth, loopback clients only).
 
-Tests and demos use it to inject faults, move prices and the clock, force fills and inspect
-every order the simulator has seen. ``simulator.control.SimControl`` is its client.
+Tests and demos use it to inject faults, move prices and the clock, suspend instruments,
+force fills and inspect every order the simulator has seen and every placement request it
+received. ``simulator.control.SimControl`` is its client.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class AdminApi:
             ("POST", "fill"): self.fill,
             ("POST", "forget"): self.forget,
             ("GET", "orders"): self.orders,
+            ("GET", "placements"): self.placements,
+            ("POST", "instrument"): self.instrument,
+            ("POST", "market"): self.market,
             ("POST", "reset"): self.reset,
             ("POST", "clock"): self.clock,
             ("GET", "status"): self.status,
@@ -165,7 +169,34 @@ class AdminApi:
         return {
             "orders": [o.to_okx() for o in engine.orders.values()],
             "placements": dict(engine.placements),
+            # Every execution of every order (the OKX order object shows only the last one).
+            "fills": {
+                o.ord_id: [
+                    {"tradeId": f.trade_id, "px": str(f.px), "sz": str(f.sz), "ts": str(f.ts)}
+                    for f in o.fills
+                ]
+                for o in engine.orders.values()
+                if o.fills
+            },
         }
+
+    def placements(self, body: dict[str, Any]) -> Any:
+        log = self.sim.placement_log
+        return {"requests": log.to_json(), "dropped": log.dropped}
+
+    def instrument(self, body: dict[str, Any]) -> Any:
+        inst_id = str(body.get("instId", ""))
+        if inst_id not in self.sim.instruments:
+            raise ControlError(f"unknown instId {inst_id!r}")
+        return {
+            "ok": True,
+            "instrument": self.sim.set_instrument_state(inst_id, str(body.get("state"))),
+        }
+
+    def market(self, body: dict[str, Any]) -> Any:
+        if "frozen" in body:
+            self.sim.market_frozen = bool(body["frozen"])
+        return {"ok": True, "frozen": self.sim.market_frozen}
 
     def reset(self, body: dict[str, Any]) -> Any:
         """Forget orders and faults; ``{"clockToWall": true}`` also sets the clock to now."""
@@ -174,6 +205,11 @@ class AdminApi:
         self.sim.timeline.clear()
         if body.get("clockToWall"):
             self.sim.clock.restart(int(time.time() * 1000))
+        self.sim.placement_log.clear()
+        self.sim.market_frozen = False
+        for inst_id, inst in list(self.sim.instruments.items()):
+            if inst.state != "live":
+                self.sim.set_instrument_state(inst_id, "live")
         return {"ok": True}
 
     async def clock(self, body: dict[str, Any]) -> Any:

@@ -39,6 +39,10 @@ class SimControl:
         result: dict[str, Any] = self._call("POST", "faults", body)
         return result
 
+    def push_fault(self, mode: str, times: int = 1) -> dict[str, Any]:
+        """``drop`` or ``duplicate`` the next ``times`` pushes of the private orders channel."""
+        return self.fault("orders_push", mode, times)
+
     def clear_faults(self) -> None:
         self._call("POST", "faults", {"clear": True})
 
@@ -84,12 +88,28 @@ class SimControl:
         self._call("POST", "forget", {"ordId": ord_id, "clOrdId": cl_ord_id})
 
     def orders(self) -> dict[str, Any]:
-        """``{"orders": [...], "placements": {clOrdId: count}}``."""
+        """``{"orders": [...], "placements": {clOrdId: count}, "fills": {ordId: [...]}}``."""
         result: dict[str, Any] = self._call("GET", "orders")
         return result
 
     def placements(self, cl_ord_id: str) -> int:
         return int(self.orders()["placements"].get(cl_ord_id, 0))
+
+    def placement_requests(self) -> list[dict[str, Any]]:
+        """Every placement request received, refused and fault-hit ones included, in order."""
+        result: list[dict[str, Any]] = self._call("GET", "placements")["requests"]
+        return result
+
+    def instrument_state(self, inst_id: str, state: str) -> dict[str, Any]:
+        """``suspend`` an instrument (new orders refused with 51022, no trading) or make it
+        ``live`` again; returns its ``public/instruments`` item."""
+        body = {"instId": inst_id, "state": state}
+        result: dict[str, Any] = self._call("POST", "instrument", body)["instrument"]
+        return result
+
+    def freeze_market(self, frozen: bool = True) -> None:
+        """Stop (or restart) the generated market: quotes stay put while the clock runs."""
+        self._call("POST", "market", {"frozen": frozen})
 
     def reset(self, *, clock_to_wall: bool = False) -> None:
         """Forget every order and fault (and move the clock to now with ``clock_to_wall``)."""

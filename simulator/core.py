@@ -18,13 +18,14 @@ from simulator.candles import Candle
 from simulator.clock import SimClock
 from simulator.config import SimConfig, parse_rules
 from simulator.decimals import ZERO, fmt, parse_decimal, round_down
-from simulator.faults import Faults
+from simulator.faults import PUSH_OP, Faults
 from simulator.generator import Generator, Tick
 from simulator.hub import Hub
 from simulator.instruments import Instrument, make_instrument
 from simulator.market import InstrumentMarket
 from simulator.matching import Engine, Ids
 from simulator.orders import Fill, Order
+from simulator.placements import PlacementLog
 from simulator.replay import ReplayEvent, first_prices, load_replay
 from simulator.timeline import Timeline, now_us
 
@@ -65,6 +66,9 @@ class Simulator:
         self.engine.listeners.append(self._on_order)
         self.hub = Hub()
         self.faults = Faults()
+        self.placement_log = PlacementLog()
+        # A frozen market keeps its last quotes while the clock runs (generated market only).
+        self.market_frozen = False
         self.stopping = asyncio.Event()
         self.missing_demo_header = 0
         self.expired_requests = 0  # placements dropped because they arrived after expTime
@@ -118,8 +122,9 @@ class Simulator:
         now = self.clock.now_ms()
         done = 0
         while self._next_step <= now and done < budget:
-            for tick in self.generator.step(self._step_ms / 1000):
-                self._apply_tick(tick, self._next_step, publish=True)
+            if not self.market_frozen:
+                for tick in self.generator.step(self._step_ms / 1000):
+                    self._apply_tick(tick, self._next_step, publish=True)
             self._next_step += self._step_ms
             done += 1
         return self._next_step <= now
@@ -261,8 +266,16 @@ class Simulator:
                 self.hub.publish("business", channel, inst_id, {"arg": arg, "data": rows})
 
     def _on_order(self, order: Order, fill: Fill | None) -> None:
+        fault = self.faults.take(PUSH_OP)
+        if fault is not None and fault.mode == "drop":
+            self.faults.pushes_dropped += 1
+            return
         market = self.markets[order.inst.inst_id]
-        self.hub.publish_order(order.inst.inst_id, order.to_push(fill, market.last), UID)
+        push = order.to_push(fill, market.last)
+        self.hub.publish_order(order.inst.inst_id, push, UID)
+        if fault is not None and fault.mode == "duplicate":
+            self.faults.pushes_duplicated += 1
+            self.hub.publish_order(order.inst.inst_id, push, UID)
 
     # Control ---------------------------------------------------------------------------
 
@@ -295,6 +308,15 @@ class Simulator:
         self._push_candles(market, closed)
         return market.ticker(), sent
 
+    def set_instrument_state(self, inst_id: str, state: str) -> dict[str, Any]:
+        """``suspend``: listed as such, new orders refused (51022), nothing trades;
+        ``live``: back to normal."""
+        if state not in ("live", "suspend"):
+            raise ValueError("state must be 'live' or 'suspend'")
+        inst = self.engine.set_instrument_state(inst_id, state)
+        log.info("simulator.instrument inst_id=%s state=%s", inst_id, state)
+        return inst.to_okx()
+
     def status(self) -> dict[str, Any]:
         return {
             "mode": self.mode,
@@ -308,4 +330,9 @@ class Simulator:
             "missingDemoHeader": self.missing_demo_header,
             "expiredRequests": self.expired_requests,
             "requests": dict(self.timeline.requests),
+            "suspended": [i for i, inst in self.instruments.items() if inst.state != "live"],
+            "marketFrozen": self.market_frozen,
+            "pushesDropped": self.faults.pushes_dropped,
+            "pushesDuplicated": self.faults.pushes_duplicated,
+            "placementRequests": len(self.placement_log.requests),
         }

@@ -34,6 +34,8 @@ class Instrument:
     min_sz: Decimal
     start_px: Decimal
     daily_volume_quote: Decimal
+    # OKX's instrument state: "live", or "suspend" (listed, but no new orders and no trading).
+    state: str = "live"
 
     def to_okx(self) -> dict[str, Any]:
         """The docs' SPOT item of GET /api/v5/public/instruments."""
@@ -71,7 +73,7 @@ class Instrument:
             "quoteCcy": self.quote_ccy,
             "tradeQuoteCcyList": [self.quote_ccy],
             "settleCcy": "",
-            "state": "live",
+            "state": self.state,
             "ruleType": "normal",
             "stk": "",
             "tickSz": fmt(self.tick_sz),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -160,6 +160,12 @@ class Engine:
         self._finish(order, "canceled", "1", now)
         return _entry(order.ord_id, order.cl_ord_id, None, now, "0", "")
 
+    def set_instrument_state(self, inst_id: str, state: str) -> Instrument:
+        """Suspend (``suspend``) or resume (``live``) trading in an instrument."""
+        inst = replace(self.instruments[inst_id], state=state)
+        self.instruments[inst_id] = inst
+        return inst
+
     # Market in -------------------------------------------------------------------------
 
     def on_quote(self, inst_id: str, quote: Quote) -> None:
@@ -167,8 +173,8 @@ class Engine:
         self.quotes[inst_id] = quote
         self._liquidity[inst_id] = [quote.ask_sz, quote.bid_sz]
         pending = self._pending.get(inst_id)
-        if not pending:
-            return
+        if not pending or self.instruments[inst_id].state != "live":
+            return  # a suspended instrument does not trade: resting orders wait
         now = self.clock()
         for order in list(pending.values()):
             available = self._take_side(order)

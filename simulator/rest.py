@@ -125,7 +125,10 @@ class RestApi:
             if op == "place_order":
                 self._note_orders(body, received)
             fault = self.sim.faults.take(op)
-            return await self._run(fault, lambda: self._within(deadline, fn, body), timed=True)
+            work: Callable[[], dict[str, Any]] = lambda: self._within(deadline, fn, body)  # noqa: E731
+            if op == "place_order":
+                work = self._logged(request.path, body, fault, work)
+            return await self._run(fault, work, timed=True)
 
         return handler
 
@@ -149,6 +152,25 @@ class RestApi:
             if isinstance(item, dict):
                 cl_ord_id, inst_id = item.get("clOrdId"), item.get("instId")
                 self.sim.timeline.order_received(str(cl_ord_id or ""), str(inst_id), received_us)
+
+    def _logged(
+        self, path: str, body: Any, fault: Fault | None, work: Callable[[], dict[str, Any]]
+    ) -> Callable[[], dict[str, Any]]:
+        """Log a placement request on arrival; complete the entries when the venue acts."""
+        source = "batch" if path.endswith("batch-orders") else "order"
+        log = self.sim.placement_log
+        entries = log.received(body, source, fault.mode if fault else "", self.sim.clock.now_ms())
+
+        def logged_work() -> dict[str, Any]:
+            try:
+                payload = work()
+            except RequestError as exc:
+                log.resolve(entries, {"code": exc.code, "msg": exc.msg}, self.sim.clock.now_ms())
+                raise
+            log.resolve(entries, payload, self.sim.clock.now_ms())
+            return payload
+
+        return logged_work
 
     def _authenticate(self, request: web.Request, body: str) -> web.Response | None:
         if request.headers.get("x-simulated-trading") is None:

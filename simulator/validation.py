@@ -1,4 +1,4 @@
-"""Order request validation with OKX's codes (51000, 51001, 51020, 51121, 51204, ...)."""
+"""Order request validation with OKX's codes (51000, 51001, 51020, 51022, 51121, 51204, ...)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from simulator.orders import ORDER_TYPES
 
 _CL_ORD_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _TAG = re.compile(r"^[A-Za-z0-9]{1,16}$")
+# OKX refuses new orders on a suspended instrument with 51022.
+SUSPENDED_CODE = "51022"
+SUSPENDED_MSG = "Instrument suspended."
 
 
 class OrderError(Exception):
@@ -59,6 +62,8 @@ def validate_order(params: Any, instruments: dict[str, Instrument]) -> OrderRequ
     inst = instruments.get(inst_id)
     if inst is None:
         raise OrderError("51001", "Instrument ID, Instrument ID code, or Spread ID doesn't exist.")
+    if inst.state != "live":
+        raise OrderError(SUSPENDED_CODE, SUSPENDED_MSG)
     td_mode = _text(params, "tdMode")
     if td_mode != "cash":
         raise _param_error("tdMode")

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -80,6 +81,10 @@ class Venue(Protocol):
         ...
 
     def clear_faults(self) -> None: ...
+
+    def suspend(self, inst_id: str, suspended: bool = True) -> None:
+        """Suspend an instrument (listed, not live: no new orders) or make it live again."""
+        ...
 
     def delay_placements(self, seconds: float, *, lands: bool) -> None:
         """Hold placement requests ``seconds``; then place (``lands``) or answer nothing."""
@@ -152,6 +157,10 @@ class MemoryVenue:
     def clear_faults(self) -> None:
         self.memory.clear_faults()
         self.memory.set_latency(0.0)
+
+    def suspend(self, inst_id: str, suspended: bool = True) -> None:
+        rules = next(r for r in builders.INSTRUMENTS if r.inst_id == inst_id)
+        self.memory.add_instrument(replace(rules, live=not suspended))
 
     def delay_placements(self, seconds: float, *, lands: bool) -> None:
         self.memory.set_latency(seconds)
@@ -328,6 +337,9 @@ class SimVenue:
 
     def clear_faults(self) -> None:
         self.control.clear_faults()
+
+    def suspend(self, inst_id: str, suspended: bool = True) -> None:
+        self.control.instrument_state(inst_id, "suspend" if suspended else "live")
 
     def delay_placements(self, seconds: float, *, lands: bool) -> None:
         self.control.fault("place_order", "latency" if lands else "timeout", seconds=seconds)

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from tests import builders
 from tests.builders import buy_message
 from tests.integration.core.conftest import Engine
-from tests.venues import MemoryVenue, Venue
+from tests.venues import Venue
 from worker.domain.deadlines import placement_deadline
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.orders import OrderState
@@ -250,25 +250,27 @@ def test_one_delisted_instrument_does_not_stop_reconciliation_of_the_others(
 
 
 def test_a_fill_on_a_suspended_instrument_is_booked_and_its_lot_made(engine: Engine) -> None:
-    if not isinstance(engine.venue, MemoryVenue):
-        import pytest
-
-        pytest.skip("the simulator cannot suspend an instrument yet")
     msg = buy_message()
     cid = buy_cl_ord_id("hourly_limit_ws", msg["signal_id"])
     process_buy(engine.rt, msg)
     engine.venue.set_price("BTC-USDT", Decimal("60000"))
-    engine.venue.drain_updates()
-    from dataclasses import replace
-
-    engine.venue.memory.add_instrument(replace(builders.BTC, live=False))
+    engine.venue.drain_updates()  # the fill's push was lost
+    engine.venue.suspend("BTC-USDT")
     engine.rt.rules_cache.clear()  # as after the cache's TTL
+    other = buy_message("original_gap", "ETH-USDT")
+    process_buy(engine.rt, other)
+    engine.venue.set_price("ETH-USDT", Decimal("3000"))
+    engine.venue.drain_updates()
     report = sync_active_orders(engine.rt)
     assert orders(engine)[cid].state == "filled"
-    [lot] = lots(engine)
-    assert lot.state == "open"
-    # Its take-profit cannot be placed while suspended: refused, counted, nothing else stops.
-    assert report["errors"] == {} or set(report["errors"]) <= {"invalid_instrument"}
+    lot_states = {lot.inst_id: lot.state for lot in lots(engine)}
+    assert lot_states == {"BTC-USDT": "open", "ETH-USDT": "open"}
+    # BTC's take-profit cannot be placed while it is suspended: refused and counted; ETH's
+    # reconciliation went on and its take-profit rests.
+    assert set(report["errors"]) <= {"invalid_instrument"}
+    tps = {o.inst_id: o.state for o in orders(engine).values() if o.purpose == "take_profit"}
+    assert tps.get("ETH-USDT") == "live"
+    engine.venue.suspend("BTC-USDT", False)
 
 
 # -- 8. a signal that waited for the slot lock past its expiry ----------------------------------
