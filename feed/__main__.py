@@ -25,6 +25,7 @@ from feed.publish import CeleryPublisher, PrintPublisher
 from feed.record import replay
 from feed.rest import PublicRest, RestError, select_instruments
 from feed.strategies.exits import Position
+from worker.banner import log_banner
 from worker.settings import Settings, get_settings
 
 
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    log_banner(settings, "feed")
     if args.replay:
         return _replay(settings, args.replay)
 

@@ -12,6 +12,7 @@ from types import FrameType
 
 from okxv5.private_stream import OrdersStream
 from okxv5.rest import Credentials
+from worker.banner import log_banner
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
 
@@ -33,6 +34,7 @@ def main() -> int:
     """Run until SIGINT or SIGTERM."""
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    log_banner(settings, "orders_stream")
     stream = build_stream(settings)
 
     def _stop(signum: int, frame: FrameType | None) -> None:

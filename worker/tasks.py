@@ -16,7 +16,13 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Retry
-from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
+from celery.signals import (
+    beat_init,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutting_down,
+)
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
@@ -30,6 +36,7 @@ from worker.app import (
     VERIFY_ORDER,
     app,
 )
+from worker.banner import log_banner
 from worker.domain.errors import ExchangeError, Retryable
 from worker.logs import configure_logging, log_event, mask_passwords
 from worker.runtime import get_runtime
@@ -161,13 +168,19 @@ def noop() -> str:
 
 
 @worker_init.connect
-def _check_database(**_: Any) -> None:
+def _check_database(sender: Any = None, **_: Any) -> None:
     """Refuse to start on a database that is not migrated, saying what to run."""
     from worker.ledger.db import make_engine
     from worker.ledger.migrate import NotMigrated, check_migrated
 
     settings = get_settings()
-    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
+    log_banner(
+        settings,
+        "worker",
+        hostname=getattr(sender, "hostname", "?"),
+        concurrency=getattr(sender, "concurrency", "?"),
+    )
     engine = make_engine(settings.database_url)
     try:
         check_migrated(engine)
@@ -190,7 +203,7 @@ def _check_database(**_: Any) -> None:
 @worker_process_init.connect
 def _child_logging(**_: Any) -> None:
     settings = get_settings()
-    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
 
 
 @worker_ready.connect
@@ -201,6 +214,11 @@ def _reconcile_at_start(sender: Any = None, **_: Any) -> None:
     _check_clock()
     app.send_task(PURGE_PENDING)
     app.send_task(SYNC_ACTIVE_ORDERS)
+
+
+@worker_shutting_down.connect
+def _stopping(sig: Any = None, how: Any = None, **_: Any) -> None:
+    log_event(log, "worker.stopping", signal=sig, how=how)
 
 
 def _check_clock() -> None:
@@ -222,7 +240,8 @@ def _check_clock() -> None:
 @beat_init.connect
 def _beat_ready(**_: Any) -> None:
     settings = get_settings()
-    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
+    log_banner(settings, "beat")
     interval = settings.MEMORY_SYNC_INTERVAL_SECONDS
     log_event(log, "beat.ready", interval_seconds=interval, periodic_tasks=interval > 0)
     _warn_if_periodic_off("beat")
