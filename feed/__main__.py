@@ -25,6 +25,7 @@ from feed.publish import CeleryPublisher, PrintPublisher
 from feed.record import replay
 from feed.rest import PublicRest, RestError, select_instruments
 from feed.strategies.exits import Position
+from worker import metrics
 from worker.banner import log_banner
 from worker.settings import Settings, get_settings
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     feed = Feed(
         settings, publish, positions=lambda: _positions_source(settings), record_path=args.record
     )
+    metrics.serve_process(settings, "feed", metrics.FeedCollector(feed, publisher))
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log_event("feed.stopping", signal=signal.Signals(signum).name)

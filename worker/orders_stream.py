@@ -12,6 +12,7 @@ from types import FrameType
 
 from okxv5.private_stream import OrdersStream
 from okxv5.rest import Credentials
+from worker import metrics
 from worker.banner import log_banner
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
@@ -36,6 +37,7 @@ def main() -> int:
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
     log_banner(settings, "orders_stream")
     stream = build_stream(settings)
+    metrics.serve_process(settings, "orders_stream", metrics.OrdersStreamCollector(stream))
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stream.stop()

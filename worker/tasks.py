@@ -20,12 +20,14 @@ from celery.signals import (
     beat_init,
     worker_init,
     worker_process_init,
+    worker_process_shutdown,
     worker_ready,
     worker_shutting_down,
 )
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
+from worker import metrics
 from worker.app import (
     APPLY_ORDER_UPDATE,
     NOOP,
@@ -67,7 +69,9 @@ def task_line(task: str, **fields: Any) -> Iterator[dict[str, Any]]:
         line["error"] = f"{type(exc).__name__}: {exc}"[:300]
         raise
     finally:
-        line["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        elapsed = time.perf_counter() - started
+        line["duration_ms"] = round(elapsed * 1000, 2)
+        metrics.task_done(task, elapsed)
         level = logging.ERROR if line.get("outcome") == "error" else logging.INFO
         log_event(log, "task.done", level=level, task=task, **line)
 
@@ -95,6 +99,7 @@ def process_buy_signal(self: Task, message: Any) -> None:
             reason=result.reason,
             order_state=result.order_state,
         )
+        metrics.signal(result.slot, result.outcome, result.reason)
 
 
 @app.task(name=PROCESS_SELL_SIGNAL, bind=True, max_retries=30)
@@ -120,6 +125,7 @@ def process_sell_signal(self: Task, message: Any) -> None:
             reason=result.reason,
             lots=result.lots,
         )
+        metrics.signal(result.slot, result.outcome, result.reason)
 
 
 @app.task(
@@ -148,6 +154,7 @@ def sync_active_orders() -> dict[str, Any]:
     """Reconcile every open order and unsold lot with the exchange; return the report."""
     with task_line("sync_active_orders") as line:
         report = reconcile.sync_active_orders(get_runtime())
+        metrics.reconcile_report("sync_active_orders", report)
         line.update(outcome="skipped" if "skipped" in report else "done", **report)
         return report
 
@@ -157,6 +164,7 @@ def purge_pending() -> dict[str, Any]:
     """Settle intents older than the pending timeout; return the report."""
     with task_line("purge_pending") as line:
         report = reconcile.purge_pending(get_runtime())
+        metrics.reconcile_report("purge_pending", report)
         line.update(outcome="skipped" if "skipped" in report else "done", **report)
         return report
 
@@ -181,6 +189,7 @@ def _check_database(sender: Any = None, **_: Any) -> None:
         hostname=getattr(sender, "hostname", "?"),
         concurrency=getattr(sender, "concurrency", "?"),
     )
+    metrics.serve_worker(settings)  # before the pool starts: one port for all its processes
     engine = make_engine(settings.database_url)
     try:
         check_migrated(engine)
@@ -204,6 +213,11 @@ def _check_database(sender: Any = None, **_: Any) -> None:
 def _child_logging(**_: Any) -> None:
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
+
+
+@worker_process_shutdown.connect
+def _child_exits(pid: int | None = None, **_: Any) -> None:
+    metrics.pool_process_exited(pid or os.getpid())
 
 
 @worker_ready.connect

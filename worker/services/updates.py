@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from worker import metrics
 from worker.domain.errors import CancelRejected, OrderNotFound, Retryable
 from worker.domain.ids import parse_cl_ord_id, sell_cl_ord_id
 from worker.domain.orders import OrderState
@@ -201,6 +202,7 @@ def adopt(rt: Runtime, s: Session, snap: OrderSnapshot) -> Order | None:
         log_event(log, "order.adopt_conflict", level=logging.ERROR, cl_ord_id=snap.cl_ord_id)
         return None
     log_event(log, "order.adopted", cl_ord_id=snap.cl_ord_id, inst_id=snap.inst_id, side=side)
+    metrics.order_state(side, OrderState.PENDING_SUBMIT.value)
     return order
 
 

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,10 +118,19 @@ class Engine:
             proc.stop()
 
 
+def wait_for_a_quiet_hour(margin_seconds: float = 120) -> None:
+    """The Original strategy's bucket is the UTC hour: do not run across an hour boundary."""
+    left = 3600 - time.time() % 3600
+    if left < margin_seconds:
+        time.sleep(left + 1)
+
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
+    wait_for_a_quiet_hour()
+    # Wall-clock time; the generator never steps during a test: only the test moves prices.
     sim = start_simulator(
-        port=0, instruments="BTC-USDT,ETH-USDT", speed=1.0, warmup_hours=0,
+        port=0, instruments="BTC-USDT,ETH-USDT", speed=1.0, warmup_hours=0, step_seconds=3600.0,
         shock_rate_per_hour=0.0, dump_rate_per_hour=0.0,
     )  # fmt: skip
     db_url = stores.create_pg_database()
