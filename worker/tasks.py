@@ -18,6 +18,7 @@ from celery import Task
 from celery.exceptions import Retry
 from celery.signals import (
     beat_init,
+    celeryd_after_setup,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
@@ -31,6 +32,8 @@ from worker import metrics
 from worker.app import (
     APPLY_ORDER_UPDATE,
     NOOP,
+    NOTIFY,
+    NOTIFY_QUEUE,
     PROCESS_BUY_SIGNAL,
     PROCESS_SELL_SIGNAL,
     PURGE_PENDING,
@@ -41,6 +44,7 @@ from worker.app import (
 from worker.banner import log_banner
 from worker.domain.errors import ExchangeError, Retryable
 from worker.logs import configure_logging, log_event, mask_passwords
+from worker.notify import DeliveryFailed, deliver, reconcile_alert
 from worker.runtime import get_runtime
 from worker.services import reconcile
 from worker.services.buy import process_buy, record_unexecuted
@@ -155,6 +159,7 @@ def sync_active_orders() -> dict[str, Any]:
     with task_line("sync_active_orders") as line:
         report = reconcile.sync_active_orders(get_runtime())
         metrics.reconcile_report("sync_active_orders", report)
+        reconcile_alert("sync_active_orders", report)
         line.update(outcome="skipped" if "skipped" in report else "done", **report)
         return report
 
@@ -165,8 +170,24 @@ def purge_pending() -> dict[str, Any]:
     with task_line("purge_pending") as line:
         report = reconcile.purge_pending(get_runtime())
         metrics.reconcile_report("purge_pending", report)
+        reconcile_alert("purge_pending", report)
         line.update(outcome="skipped" if "skipped" in report else "done", **report)
         return report
+
+
+@app.task(
+    name=NOTIFY,
+    autoretry_for=(DeliveryFailed,),
+    retry_backoff=5,
+    max_retries=3,
+    rate_limit="20/m",
+    soft_time_limit=20,
+    time_limit=30,
+)
+def notify(kind: str, title: str, body: str = "") -> None:
+    """Deliver one alert through Apprise (on the ``notify`` queue: never in a signal's way)."""
+    with task_line("notify", kind=kind) as line:
+        line["outcome"] = "sent" if deliver(get_settings(), kind, title, body) else "no_url"
 
 
 @app.task(name=NOOP, ignore_result=False)
@@ -228,6 +249,15 @@ def _reconcile_at_start(sender: Any = None, **_: Any) -> None:
     _check_clock()
     app.send_task(PURGE_PENDING)
     app.send_task(SYNC_ACTIVE_ORDERS)
+
+
+@celeryd_after_setup.connect
+def _consume_alerts(sender: Any = None, instance: Any = None, **_: Any) -> None:
+    """Consume the alerts' queue too, unless ``-Q`` chose the queues (a dedicated notifier)."""
+    queues = instance.app.amqp.queues
+    if getattr(queues, "_consume_from", None) is None:  # no -Q was given (Celery 5.x)
+        # queues[name] declares it as a producer routing there does (same exchange).
+        queues.select_add(queues[NOTIFY_QUEUE])
 
 
 @worker_shutting_down.connect

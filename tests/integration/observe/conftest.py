@@ -93,6 +93,9 @@ class Engine:
     sim: SimulatorHandle
     procs: list[Proc] = field(default_factory=list)
 
+    def env_for_subprocess(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
     def start(self, name: str, argv: list[str], **env: str) -> Proc:
         out, err = self.logdir / f"{name}.out", self.logdir / f"{name}.err"
         with out.open("ab") as o, err.open("ab") as e:
