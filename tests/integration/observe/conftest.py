@@ -93,8 +93,10 @@ class Engine:
     sim: SimulatorHandle
     procs: list[Proc] = field(default_factory=list)
 
-    def env_for_subprocess(self) -> dict[str, str]:
-        return {**os.environ, **self.env}
+    def env_for_subprocess(self, **env: str) -> dict[str, str]:
+        # prometheus_client goes multiprocess when the variable merely exists, even empty.
+        inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        return {**inherited, **self.env, **env}
 
     def start(self, name: str, argv: list[str], **env: str) -> Proc:
         out, err = self.logdir / f"{name}.out", self.logdir / f"{name}.err"
@@ -102,7 +104,7 @@ class Engine:
             proc = subprocess.Popen(
                 [sys.executable, *argv],
                 cwd=ROOT,
-                env={**os.environ, **self.env, **env},
+                env=self.env_for_subprocess(**env),
                 stdout=o,
                 stderr=e,
                 start_new_session=True,
@@ -158,7 +160,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         "LOG_FORMAT": "text",
     }
     env["OKX_DEMO"] = "true"
-    for key in ("METRICS_PORT", "NOTIFY_URLS", "PROMETHEUS_MULTIPROC_DIR"):
+    for key in ("METRICS_PORT", "NOTIFY_URLS"):
         env[key] = ""
     logdir = tmp_path / "logs"
     logdir.mkdir()
