@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import Engine
+from observe_engine import Engine
 
 from simulator.control import SimControl
 from tests import builders

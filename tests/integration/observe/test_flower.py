@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Engine, free_port
+from observe_engine import Engine, free_port
 
 from tests import builders
 from tests.processes import ROOT, wait_for

@@ -10,7 +10,7 @@ from collections import Counter
 
 import orjson
 import pytest
-from conftest import Engine, Proc
+from observe_engine import Engine, Proc
 
 from tests import builders
 from tests.processes import ROOT

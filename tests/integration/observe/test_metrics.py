@@ -9,7 +9,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 import httpx
 import pytest
-from conftest import Engine, free_port
+from observe_engine import Engine, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from simulator.control import SimControl
