@@ -25,6 +25,8 @@ from feed.publish import CeleryPublisher, PrintPublisher
 from feed.record import replay
 from feed.rest import PublicRest, RestError, select_instruments
 from feed.strategies.exits import Position
+from worker import metrics, notify
+from worker.banner import log_banner
 from worker.settings import Settings, get_settings
 
 
@@ -57,6 +59,14 @@ def _positions_source(settings: Settings) -> Iterable[Position]:
     return open_positions(settings)
 
 
+def _alert_reconnect_loop(conn: str, reconnects: int, reason: str) -> None:
+    notify.alert(
+        "reconnect_loop",
+        f"feed connection {conn} reconnected {reconnects} times in 10 minutes",
+        f"Last reason: {reason}. Signals from its instruments may be missed meanwhile.",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m feed", description=__doc__.splitlines()[0])
     parser.add_argument("--record", metavar="FILE", help="append every received message (JSONL)")
@@ -66,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    log_banner(settings, "feed")
     if args.replay:
         return _replay(settings, args.replay)
 
@@ -78,8 +89,13 @@ def main(argv: list[str] | None = None) -> int:
 
         publish = publisher = CeleryPublisher(app)
     feed = Feed(
-        settings, publish, positions=lambda: _positions_source(settings), record_path=args.record
+        settings,
+        publish,
+        positions=lambda: _positions_source(settings),
+        record_path=args.record,
+        on_reconnect_loop=_alert_reconnect_loop,
     )
+    metrics.serve_process(settings, "feed", metrics.FeedCollector(feed, publisher))
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log_event("feed.stopping", signal=signal.Signals(signum).name)

@@ -1,9 +1,11 @@
 """One OKX websocket connection, kept alive: subscribe, ping, reconnect, resubscribe.
 
-OKX drops a connection after 30 s without traffic, so after ``ping_after`` seconds of
-silence we send the text ``ping`` and expect ``pong`` within ``pong_timeout`` seconds, or
-reconnect. Any close or error reconnects after an exponential backoff with jitter; the
-64008 notice (service upgrade) reconnects at once. Each new connection subscribes again.
+OKX drops a connection that has received nothing from us for 30 s, however much it sends:
+``okxv5.keepalive`` sends the text ``ping`` whenever nothing was sent, or nothing received,
+for ``ping_after`` seconds, and gives up when no answer follows within ``pong_timeout``.
+Any close or error reconnects after an exponential backoff with jitter; the 64008 notice
+(service upgrade) reconnects at once. Each new connection subscribes again. Reconnects that
+come in a loop are reported once per window to ``on_reconnect_loop`` (an alert).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import websocket
 
 from feed.logs import log_event
 from feed.subscriptions import REQUESTS_PER_HOUR, Arg, RateLimiter, subscribe_requests
+from okxv5.keepalive import PING, Keepalive, ReconnectWatch
 
 OnText = Callable[[bytes, int], "dict[str, Any] | None"]
 OnSubscribed = Callable[[str, int, int], None]
+OnReconnectLoop = Callable[[str, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Connection:
         connect_limiter: RateLimiter,
         stop: threading.Event,
         timing: Timing | None = None,
+        on_reconnect_loop: OnReconnectLoop | None = None,
     ) -> None:
         self.name = name
         self.url = url
@@ -68,9 +73,12 @@ class Connection:
         self.connect_limiter = connect_limiter
         self.stop = stop
         self.timing = timing or Timing()
+        self.on_reconnect_loop = on_reconnect_loop
         self.connects = 0
+        self.frames = 0  # received (read by the metrics collector)
         self.reconnect_reasons: dict[str, int] = {}
         self._rng = random.Random()
+        self._loops = ReconnectWatch()
 
     def run(self) -> None:
         """Connect, stream and reconnect until ``stop`` is set."""
@@ -94,6 +102,9 @@ class Connection:
                 reason=reason,
                 delay_s=round(delay, 3),
             )
+            now = time.monotonic()
+            if self._loops.note(now) and self.on_reconnect_loop is not None:
+                self.on_reconnect_loop(self.name, self._loops.recent(now), reason)
             self.stop.wait(delay)
 
     def _connect_and_stream(self) -> str:
@@ -116,42 +127,45 @@ class Connection:
                 ws.close(timeout=1)
             ws.shutdown()  # type: ignore[no-untyped-call]  # close() skips it after a peer close
 
-    def _subscribe(self, ws: websocket.WebSocket, limiter: RateLimiter) -> int:
+    def _subscribe(
+        self, ws: websocket.WebSocket, limiter: RateLimiter, keepalive: Keepalive
+    ) -> int:
         sent = 0
         for request in subscribe_requests(self.args):
             if not limiter.acquire(self.stop):
                 break
             ws.send(request.decode())
+            keepalive.sent(time.monotonic())
             sent += 1
         log_event("feed.ws_subscribing", conn=self.name, args=len(self.args), requests=sent)
         return sent
 
     def _stream(self, ws: websocket.WebSocket) -> str:
         timing = self.timing
-        self._subscribe(ws, RateLimiter(REQUESTS_PER_HOUR, 3600.0))
+        keepalive = Keepalive(timing.ping_after, timing.pong_timeout, time.monotonic())
+        self._subscribe(ws, RateLimiter(REQUESTS_PER_HOUR, 3600.0), keepalive)
         acked = errors = 0
         reported = False
-        sub_deadline = time.monotonic() + timing.subscribe_timeout
-        last_rx = time.monotonic()
-        ping_sent: float | None = None
+        now = time.monotonic()
+        sub_deadline = now + timing.subscribe_timeout
         while not self.stop.is_set():
-            now = time.monotonic()
             if not reported and now >= sub_deadline:
                 reported = True
                 self.on_subscribed(self.name, acked, len(self.args))
+            due = keepalive.check(now)
+            if due is not None:
+                if due != PING:
+                    return "pong_timeout"
+                ws.send(PING)
+                keepalive.sent(now)
             try:
                 opcode, frame = ws.recv_data_frame(True)
             except websocket.WebSocketTimeoutException:
                 now = time.monotonic()
-                if ping_sent is not None:
-                    if now - ping_sent >= timing.pong_timeout:
-                        return "pong_timeout"
-                elif now - last_rx >= timing.ping_after:
-                    ws.send("ping")
-                    ping_sent = now
                 continue
-            last_rx = time.monotonic()
-            ping_sent = None
+            now = time.monotonic()
+            keepalive.received(now)
+            self.frames += 1
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 return "closed"
             if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from feed.connection import Connection, Timing
+from feed.connection import Connection, OnReconnectLoop, Timing
 from feed.engine import Engine, Publish
 from feed.logs import log_event
 from feed.record import Recorder
@@ -47,6 +47,7 @@ class Feed:
         positions_every: float = 5.0,
         stats_every: float = 60.0,
         max_args_per_connection: int = 1000,
+        on_reconnect_loop: OnReconnectLoop | None = None,
     ) -> None:
         self.settings = settings
         self.publish = publish
@@ -58,6 +59,7 @@ class Feed:
         self.positions_every = positions_every
         self.stats_every = stats_every
         self.max_args = max_args_per_connection
+        self.on_reconnect_loop = on_reconnect_loop
         self.stop_event = threading.Event()
         self.ready = threading.Event()
         self.engine: Engine | None = None
@@ -113,6 +115,7 @@ class Feed:
                         limiter,
                         self.stop_event,
                         self.timing,
+                        self.on_reconnect_loop,
                     )
                 )
         for conn in self.connections:

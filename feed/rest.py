@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -82,7 +83,8 @@ def select_instruments(
     for inst_id in wanted:
         rules = by_id.get(inst_id)
         if rules is None or not rules.live:
-            log_event("feed.instrument_skipped", inst_id=inst_id, live=bool(rules))
+            why = "OKX does not list it" if rules is None else "it is not live (suspended)"
+            log_event("feed.instrument_skipped", logging.WARNING, inst_id=inst_id, reason=why)
             continue
         out.append(rules)
     return out

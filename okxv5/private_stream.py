@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import websocket
 
 from okxv5.errors import MalformedResponse, error_for_code
+from okxv5.keepalive import PING, Keepalive, ReconnectWatch
 from okxv5.parse import parse_order
 from okxv5.rest import Credentials
 from okxv5.signing import ws_login_signature
@@ -37,6 +38,7 @@ log = logging.getLogger("limitflow.orders_stream")
 
 Publish = Callable[[str, list[object]], None]
 Connect = Callable[..., Any]
+OnReconnectLoop = Callable[[int, str], None]
 ORDERS_ARG = {"channel": "orders", "instType": "SPOT"}
 UPGRADE_NOTICE = "64008"
 
@@ -107,6 +109,7 @@ class OrdersStream:
         rng: Callable[[], float] = random.random,
         connect: Connect = websocket.create_connection,
         seen_size: int = 50_000,
+        on_reconnect_loop: OnReconnectLoop | None = None,
     ) -> None:
         self.url = url
         self._credentials = credentials
@@ -120,6 +123,12 @@ class OrdersStream:
         self._stop = threading.Event()
         self.ready = threading.Event()
         self.connections = 0
+        # Read by the metrics collector of ``python -m worker.orders_stream``.
+        self.frames = 0
+        self.updates = 0
+        self.reconnect_reasons: Counter[str] = Counter()
+        self._on_reconnect_loop = on_reconnect_loop
+        self._loops = ReconnectWatch()
 
     def __repr__(self) -> str:
         return f"OrdersStream(url={self.url!r})"
@@ -139,6 +148,10 @@ class OrdersStream:
             attempt = 0 if healthy else attempt + 1
             delay = 0.0 if reason == "notice" else backoff(attempt, self._timing, self._rng)
             log_event(log, "orders_stream.reconnecting", reason=reason, delay_s=round(delay, 3))
+            self.reconnect_reasons[reason] += 1
+            now = self._clock()
+            if self._loops.note(now) and self._on_reconnect_loop is not None:
+                self._on_reconnect_loop(self._loops.recent(now), reason)
             self._stop.wait(delay)
         log_event(log, "orders_stream.stopped", connections=self.connections)
 
@@ -221,24 +234,26 @@ class OrdersStream:
         return msg if isinstance(msg, dict) else None
 
     def _listen(self, ws: Any) -> str:
-        last_rx = self._clock()
-        ping_sent: float | None = None
+        now = self._clock()
+        keepalive = Keepalive(self._timing.ping_after, self._timing.pong_timeout, now)
         while not self._stop.is_set():
+            due = keepalive.check(now)
+            if due == PING:
+                ws.send(PING)
+                keepalive.sent(now)
+            elif due is not None:
+                log_event(log, "orders_stream.pong_missing", logging.WARNING)
+                return "no_pong"
             try:
                 raw = ws.recv()
             except websocket.WebSocketTimeoutException:
                 now = self._clock()
-                if ping_sent is not None:
-                    if now - ping_sent >= self._timing.pong_timeout:
-                        log_event(log, "orders_stream.pong_missing", logging.WARNING)
-                        return "no_pong"
-                elif now - last_rx >= self._timing.ping_after:
-                    ws.send("ping")
-                    ping_sent = now
                 continue
             if raw in ("", b""):
                 return "closed"
-            last_rx, ping_sent = self._clock(), None  # any frame proves the link is alive
+            now = self._clock()
+            keepalive.received(now)  # any frame proves the link is alive
+            self.frames += 1
             if raw in ("pong", b"pong"):
                 continue
             reason = self._on_message(raw)
@@ -294,6 +309,7 @@ class OrdersStream:
             log_event(log, "orders_stream.duplicate_fill", logging.DEBUG, trade_id=key[1])
             return
         self._send_task(APPLY_ORDER_UPDATE, [snapshot_to_message(snap)])
+        self.updates += 1
         if key is not None:
             self._seen.add(key)  # only once the broker has it: a failed send is not seen
         log_event(

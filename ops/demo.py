@@ -7,6 +7,7 @@ Options:
   --seed N       the simulated market's seed (default 42: same seed, same market)
   --workers N    ``celery worker`` processes, one pool process each (default 2)
   --home DIR     the embedded stores and the logs (default var/demo; wiped at start)
+  --flower       also start Flower (basic auth, loopback only) and print its URL and login
 
 What it starts, each as a subprocess logging to ``var/demo/logs/NAME.log``:
 
@@ -33,8 +34,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -67,10 +70,19 @@ ENGINE_ENV = {
     "SIGNAL_TTL_SECONDS": "10",
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "text",
+    # Off in the demo: its processes share one host, and would share one port.
+    "METRICS_PORT": "",
 }
 DEFAULT_HOME = ROOT / "var" / "demo"
 MARKER = ".limitflow-demo"
 STOP_ORDER = ("feed", "orders-stream", "beat")  # then the workers, then the simulator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 class Interrupted(Exception):
@@ -92,6 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--seed", type=int, default=42, help="the simulated market's seed (%(default)s)")
     add("--workers", type=int, default=2, help="celery worker processes (%(default)s)")
     add("--home", type=Path, default=DEFAULT_HOME, help="stores and logs, wiped (var/demo)")
+    add("--flower", action="store_true", help="also start Flower and print its URL and login")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.every <= 0 or args.workers < 1:
         parser.error("--minutes and --every must be > 0, --workers >= 1")
@@ -182,6 +195,20 @@ class Demo:
         self._wait(lambda: "orders_stream.ready" in stream.text(), 60, "the orders stream")
         feed = self.children.start("feed", [sys.executable, "-m", "feed"], self.logs / "feed.log")
         self._wait(lambda: "feed.ready" in feed.text(), 60, "the feed")
+        if self.args.flower:
+            self.start_flower()
+
+    def start_flower(self) -> None:
+        """Flower on a free loopback port, with a login made up for this run."""
+        port, password = free_port(), secrets.token_urlsafe(9)
+        flags = ["--address=127.0.0.1", f"--port={port}", f"--basic-auth=demo:{password}"]
+        argv = [sys.executable, "-m", "celery", "-A", "worker", "flower", *flags]
+        flower = self.children.start("flower", argv, self.logs / "flower.log")
+        self._wait(lambda: "Visit me at" in flower.text(), 60, "Flower")
+        print(
+            f"demo: Flower at http://127.0.0.1:{port}/workers (user demo, password {password})",
+            flush=True,
+        )
 
     def _wait(self, check: object, timeout: float, what: str) -> None:
         def done() -> bool:

@@ -35,6 +35,16 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# Tools some tests use (Chromium opens Flower; docker-compose checks docker-compose.yml):
+# installed when missing. Not fatal: without them those tests skip, saying why.
+ensure_test_tools() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  apt_install "${missing[@]}" || say "could not install ${missing[*]}: the tests that need them skip"
+}
+
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
 
 ensure_postgres() {

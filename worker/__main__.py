@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select
 
+from worker import notify
 from worker.domain.errors import CommandRefused, ConfigError, InvalidSignal
 from worker.logs import mask_passwords
 from worker.settings import Settings, get_settings
@@ -48,6 +49,12 @@ def _set_paused(settings: Settings, paused: bool) -> None:
         else:
             flag.enabled, flag.updated_at = paused, now
     print("limitflow: buys paused (sells continue)" if paused else "limitflow: buys resumed")
+    notify.alert(
+        "paused" if paused else "resumed",
+        "buys paused (sells continue)" if paused else "buys resumed",
+        settings=settings,
+    )
+    notify.flush()
 
 
 def cmd_pause(settings: Settings, _: argparse.Namespace) -> None:

@@ -21,6 +21,7 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
 from beat_schedule import PURGE_PENDING, SYNC_ACTIVE_ORDERS, beat_schedule
+from worker.celery_logs import LimitflowCelery
 from worker.fs_broker import TRANSPORT as FS_TRANSPORT
 from worker.settings import Settings, get_settings
 
@@ -31,9 +32,11 @@ PROCESS_SELL_SIGNAL = "limitflow.process_sell_signal"
 APPLY_ORDER_UPDATE = "limitflow.apply_order_update"
 VERIFY_ORDER = "limitflow.verify_order"
 NOOP = "limitflow.noop"
+NOTIFY = "limitflow.notify"
 __all__ = [
     "APPLY_ORDER_UPDATE",
     "NOOP",
+    "NOTIFY",
     "PROCESS_BUY_SIGNAL",
     "PROCESS_SELL_SIGNAL",
     "PURGE_PENDING",
@@ -45,6 +48,8 @@ __all__ = [
 
 VISIBILITY_TIMEOUT_SECONDS = 600
 QUEUE = "limitflow"
+# Alerts go through their own queue: a slow notification service never delays a signal.
+NOTIFY_QUEUE = "notify"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -81,6 +86,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_hijack_root_logger": False,
         "task_default_queue": QUEUE,
+        "task_routes": {NOTIFY: {"queue": NOTIFY_QUEUE}},
         "task_ignore_result": True,
         "result_expires": 3600,
         "timezone": "UTC",
@@ -95,7 +101,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def make_app(settings: Settings) -> Celery:
-    app = Celery("limitflow", include=["worker.tasks"])
+    app: Celery = LimitflowCelery("limitflow", include=["worker.tasks"])
     app.conf.update(celery_config(settings))
     return app
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 from decimal import Decimal
+from types import TracebackType
 from typing import Any
 
 import orjson
@@ -89,11 +91,53 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
-def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
-    """Send Limitflow's logs to stderr in ``fmt`` ("text" or "json")."""
+# Libraries that log a line per request at INFO: shown from WARNING unless LOG_LEVEL=DEBUG.
+_CHATTY = ("httpx", "httpcore", "urllib3", "websocket", "aiohttp.access")
+
+
+def configure_logging(
+    fmt: str = "text", level: str = "INFO", *, others: str | int | None = "WARNING"
+) -> None:
+    """Send every log line of the process to stderr in ``fmt`` ("text" or "json").
+
+    One handler on the root logger formats Limitflow's events and everyone else's lines
+    (Celery, kombu, httpx, Python warnings), so with ``json`` every line is a JSON object.
+    Limitflow's loggers log from ``level``; the others from ``others`` (Celery's ``-l``;
+    ``None`` keeps the level set before, e.g. in a worker's pool process).
+    An uncaught exception is logged as one line too, never printed as a bare traceback.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    root = logging.getLogger("limitflow")
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    if others is not None:
+        root.setLevel(others)
+    ours = logging.getLogger("limitflow")
+    ours.handlers[:] = []
+    ours.setLevel(level)
+    ours.propagate = True
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    logging.getLogger("limitflow").critical(
+        "uncaught exception", exc_info=(kind, exc, tb), extra={"lf_event": "process.crashed"}
+    )
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None or isinstance(args.exc_value, SystemExit):
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("limitflow").error(
+        "uncaught exception in a thread",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        extra={"lf_event": "thread.crashed", "lf_fields": {"thread": thread}},
+    )

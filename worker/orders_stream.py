@@ -12,6 +12,8 @@ from types import FrameType
 
 from okxv5.private_stream import OrdersStream
 from okxv5.rest import Credentials
+from worker import metrics, notify
+from worker.banner import log_banner
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
 
@@ -26,14 +28,26 @@ def build_stream(settings: Settings) -> OrdersStream:
     credentials = Credentials(
         settings.OKX_API_KEY, settings.OKX_API_SECRET, settings.OKX_API_PASSPHRASE
     )
-    return OrdersStream(settings.OKX_WS_PRIVATE_URL, credentials, publish)
+
+    def reconnect_loop(reconnects: int, reason: str) -> None:
+        notify.alert(
+            "reconnect_loop",
+            f"orders stream reconnected {reconnects} times in 10 minutes",
+            f"Last reason: {reason}. Fills arrive late meanwhile (reconciliation catches up).",
+        )
+
+    return OrdersStream(
+        settings.OKX_WS_PRIVATE_URL, credentials, publish, on_reconnect_loop=reconnect_loop
+    )
 
 
 def main() -> int:
     """Run until SIGINT or SIGTERM."""
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    log_banner(settings, "orders_stream")
     stream = build_stream(settings)
+    metrics.serve_process(settings, "orders_stream", metrics.OrdersStreamCollector(stream))
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stream.stop()

@@ -6,11 +6,14 @@ Nothing else in Limitflow reads ``os.environ``. Tests build settings from a dict
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import sys
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import Field, SecretStr, field_validator
@@ -76,6 +79,18 @@ class Settings(BaseSettings):
     # Logs: "text" (key=value) or "json".
     LOG_FORMAT: Literal["text", "json"] = "text"
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Observability. METRICS_PORT: serve Prometheus /metrics there (unset: no metrics).
+    # NOTIFY_URLS: Apprise URLs for alerts (they hold tokens: a secret). Unset: no alerts.
+    METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
+    NOTIFY_URLS: SecretStr = SecretStr("")
+    # OKX_DEMO=false is refused while an OKX URL points at loopback, unless this is set.
+    LIMITFLOW_ALLOW_LOCAL_LIVE: bool = False
+
+    @field_validator("METRICS_PORT", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -153,6 +168,49 @@ class Settings(BaseSettings):
     def strategies(self) -> StrategyConfig:
         return load_strategy_config(self.STRATEGY_CONFIG or None)
 
+    @property
+    def okx_urls(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in OKX_URL_SETTINGS}
+
+    @property
+    def notify_urls(self) -> list[str]:
+        """The Apprise URLs (comma, space or newline separated)."""
+        return [u for u in re.split(r"[\s,]+", self.NOTIFY_URLS.get_secret_value()) if u]
+
+
+OKX_URL_SETTINGS = (
+    "OKX_REST_URL",
+    "OKX_WS_PUBLIC_URL",
+    "OKX_WS_PRIVATE_URL",
+    "OKX_WS_BUSINESS_URL",
+)
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` points at this machine (the local simulator, or anything on loopback)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def live_money_refusal(settings: Settings) -> str | None:
+    """The sentence refusing real money while an OKX URL is local; None when all is well."""
+    if settings.OKX_DEMO or settings.LIMITFLOW_ALLOW_LOCAL_LIVE:
+        return None
+    local = [name for name, url in settings.okx_urls.items() if is_loopback_url(url)]
+    if not local:
+        return None
+    return (
+        f"OKX_DEMO=false (real money) is refused while {', '.join(local)} "
+        f"{'points' if len(local) == 1 else 'point'} at this machine (the local simulator or "
+        "loopback): set every OKX_*_URL to OKX, or keep OKX_DEMO=true"
+    )
+
 
 def _explain(exc: pydantic.ValidationError) -> str:
     parts = []
@@ -177,6 +235,9 @@ def load_settings(values: dict[str, Any] | None = None) -> Settings:
         settings.strategies  # noqa: B018  (validate the strategy file at start)
     except pydantic.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {_explain(exc)}") from None
+    refusal = live_money_refusal(settings)
+    if refusal is not None:
+        raise ConfigError(refusal)
     return settings
 
 

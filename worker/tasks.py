@@ -16,13 +16,24 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Retry
-from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
+from celery.signals import (
+    beat_init,
+    celeryd_after_setup,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutting_down,
+)
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
+from worker import metrics
 from worker.app import (
     APPLY_ORDER_UPDATE,
     NOOP,
+    NOTIFY,
+    NOTIFY_QUEUE,
     PROCESS_BUY_SIGNAL,
     PROCESS_SELL_SIGNAL,
     PURGE_PENDING,
@@ -30,8 +41,10 @@ from worker.app import (
     VERIFY_ORDER,
     app,
 )
+from worker.banner import log_banner
 from worker.domain.errors import ExchangeError, Retryable
 from worker.logs import configure_logging, log_event, mask_passwords
+from worker.notify import DeliveryFailed, deliver, reconcile_alert
 from worker.runtime import get_runtime
 from worker.services import reconcile
 from worker.services.buy import process_buy, record_unexecuted
@@ -60,7 +73,9 @@ def task_line(task: str, **fields: Any) -> Iterator[dict[str, Any]]:
         line["error"] = f"{type(exc).__name__}: {exc}"[:300]
         raise
     finally:
-        line["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        elapsed = time.perf_counter() - started
+        line["duration_ms"] = round(elapsed * 1000, 2)
+        metrics.task_done(task, elapsed)
         level = logging.ERROR if line.get("outcome") == "error" else logging.INFO
         log_event(log, "task.done", level=level, task=task, **line)
 
@@ -88,6 +103,7 @@ def process_buy_signal(self: Task, message: Any) -> None:
             reason=result.reason,
             order_state=result.order_state,
         )
+        metrics.signal(result.slot, result.outcome, result.reason)
 
 
 @app.task(name=PROCESS_SELL_SIGNAL, bind=True, max_retries=30)
@@ -113,6 +129,7 @@ def process_sell_signal(self: Task, message: Any) -> None:
             reason=result.reason,
             lots=result.lots,
         )
+        metrics.signal(result.slot, result.outcome, result.reason)
 
 
 @app.task(
@@ -141,6 +158,8 @@ def sync_active_orders() -> dict[str, Any]:
     """Reconcile every open order and unsold lot with the exchange; return the report."""
     with task_line("sync_active_orders") as line:
         report = reconcile.sync_active_orders(get_runtime())
+        metrics.reconcile_report("sync_active_orders", report)
+        reconcile_alert("sync_active_orders", report)
         line.update(outcome="skipped" if "skipped" in report else "done", **report)
         return report
 
@@ -150,8 +169,25 @@ def purge_pending() -> dict[str, Any]:
     """Settle intents older than the pending timeout; return the report."""
     with task_line("purge_pending") as line:
         report = reconcile.purge_pending(get_runtime())
+        metrics.reconcile_report("purge_pending", report)
+        reconcile_alert("purge_pending", report)
         line.update(outcome="skipped" if "skipped" in report else "done", **report)
         return report
+
+
+@app.task(
+    name=NOTIFY,
+    autoretry_for=(DeliveryFailed,),
+    retry_backoff=5,
+    max_retries=3,
+    rate_limit="20/m",
+    soft_time_limit=20,
+    time_limit=30,
+)
+def notify(kind: str, title: str, body: str = "") -> None:
+    """Deliver one alert through Apprise (on the ``notify`` queue: never in a signal's way)."""
+    with task_line("notify", kind=kind) as line:
+        line["outcome"] = "sent" if deliver(get_settings(), kind, title, body) else "no_url"
 
 
 @app.task(name=NOOP, ignore_result=False)
@@ -161,13 +197,20 @@ def noop() -> str:
 
 
 @worker_init.connect
-def _check_database(**_: Any) -> None:
+def _check_database(sender: Any = None, **_: Any) -> None:
     """Refuse to start on a database that is not migrated, saying what to run."""
     from worker.ledger.db import make_engine
     from worker.ledger.migrate import NotMigrated, check_migrated
 
     settings = get_settings()
-    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
+    log_banner(
+        settings,
+        "worker",
+        hostname=getattr(sender, "hostname", "?"),
+        concurrency=getattr(sender, "concurrency", "?"),
+    )
+    metrics.serve_worker(settings)  # before the pool starts: one port for all its processes
     engine = make_engine(settings.database_url)
     try:
         check_migrated(engine)
@@ -190,7 +233,12 @@ def _check_database(**_: Any) -> None:
 @worker_process_init.connect
 def _child_logging(**_: Any) -> None:
     settings = get_settings()
-    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
+
+
+@worker_process_shutdown.connect
+def _child_exits(pid: int | None = None, **_: Any) -> None:
+    metrics.pool_process_exited(pid or os.getpid())
 
 
 @worker_ready.connect
@@ -201,6 +249,20 @@ def _reconcile_at_start(sender: Any = None, **_: Any) -> None:
     _check_clock()
     app.send_task(PURGE_PENDING)
     app.send_task(SYNC_ACTIVE_ORDERS)
+
+
+@celeryd_after_setup.connect
+def _consume_alerts(sender: Any = None, instance: Any = None, **_: Any) -> None:
+    """Consume the alerts' queue too, unless ``-Q`` chose the queues (a dedicated notifier)."""
+    queues = instance.app.amqp.queues
+    if getattr(queues, "_consume_from", None) is None:  # no -Q was given (Celery 5.x)
+        # queues[name] declares it as a producer routing there does (same exchange).
+        queues.select_add(queues[NOTIFY_QUEUE])
+
+
+@worker_shutting_down.connect
+def _stopping(sig: Any = None, how: Any = None, **_: Any) -> None:
+    log_event(log, "worker.stopping", signal=sig, how=how)
 
 
 def _check_clock() -> None:
@@ -222,7 +284,8 @@ def _check_clock() -> None:
 @beat_init.connect
 def _beat_ready(**_: Any) -> None:
     settings = get_settings()
-    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
+    log_banner(settings, "beat")
     interval = settings.MEMORY_SYNC_INTERVAL_SECONDS
     log_event(log, "beat.ready", interval_seconds=interval, periodic_tasks=interval > 0)
     _warn_if_periodic_off("beat")

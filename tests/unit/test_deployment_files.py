@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Read by the processes or by their images rather than by Limitflow's settings.
-OTHER_VARIABLES = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "FLOWER_BASIC_AUTH"}
+OTHER_VARIABLES = {
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB",
+    "FLOWER_BASIC_AUTH",
+    "GRAFANA_ADMIN_PASSWORD",
+    "GF_SECURITY_ADMIN_USER",
+    "GF_SECURITY_ADMIN_PASSWORD",
+    "GF_AUTH_ANONYMOUS_ENABLED",
+    "GF_USERS_ALLOW_SIGN_UP",
+    "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
+}
+LIMITFLOW_PROCESSES = ("worker", "notifier", "beat", "orders-stream", "feed")
 
 
 def compose() -> dict[str, Any]:
@@ -55,7 +71,7 @@ def test_environment_names_are_settings_limitflow_reads() -> None:
 def test_the_migration_runs_before_the_processes() -> None:
     services = compose()["services"]
     assert services["migrate"]["command"] == ["python", "-m", "worker", "migrate"]
-    for name in ("worker", "beat", "orders-stream", "feed"):
+    for name in LIMITFLOW_PROCESSES:
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )
@@ -66,3 +82,77 @@ def test_dockerfile_copies_what_exists() -> None:
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+
+
+def test_ports_are_published_on_loopback_only_and_flower_always_asks_for_a_login() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        for port in service.get("ports") or []:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+    flower = services["flower"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_prometheus_scrapes_every_process_on_its_metrics_port() -> None:
+    services = compose()["services"]
+    config = yaml.safe_load((ROOT / "ops" / "prometheus.yml").read_text())
+    scraped: dict[str, int] = {}
+    for job in config["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            for name in sd["names"]:
+                scraped[name] = sd["port"]
+    for name in LIMITFLOW_PROCESSES:
+        if name == "beat":
+            continue  # beat only sends tasks: nothing to count
+        port = int(services[name]["environment"]["METRICS_PORT"])
+        assert scraped.get(name) == port, f"prometheus does not scrape {name}:{port}"
+    for volume in services["prometheus"]["volumes"][:1] + services["grafana"]["volumes"][:2]:
+        source = volume.split(":")[0]
+        assert (ROOT / source).exists(), f"compose mounts missing {source}"
+
+
+def test_the_workers_trade_and_the_notifier_sends_the_alerts() -> None:
+    services = compose()["services"]
+    assert services["worker"]["command"][-2:] == ["-Q", "limitflow"]
+    assert ["-Q", "notify"] == services["notifier"]["command"][-4:-2]
+
+
+def exported_metric_names() -> set[str]:
+    source = (ROOT / "worker" / "metrics.py").read_text()
+    names = set(re.findall(r'"(limitflow_[a-z_]+)"', source))
+    out = set(names)
+    for name in names:  # what the exposition adds to counters and histograms
+        out |= {f"{name}_total", f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+    return out
+
+
+def test_the_dashboard_uses_the_provisioned_datasource_and_metrics_that_exist() -> None:
+    dashboard = json.loads((ROOT / "ops/grafana/dashboards/limitflow.json").read_text())
+    datasources = yaml.safe_load(
+        (ROOT / "ops/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
+    uid = datasources["datasources"][0]["uid"]
+    exported = exported_metric_names()
+    assert "limitflow_signals_total" in exported and "limitflow_open_positions" in exported
+    used = set()
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == uid, panel["title"]
+        for target in panel["targets"]:
+            used |= set(re.findall(r"\b(limitflow_[a-z_]+)", target["expr"]))
+    assert used and used <= exported, used - exported
+
+
+def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    shutil.copytree(ROOT / "ops", tmp_path / "ops")
+    shutil.copy(ROOT / "ops" / "env.example", tmp_path / ".env")
+    done = subprocess.run(
+        [binary, "config", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr

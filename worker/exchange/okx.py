@@ -22,6 +22,7 @@ from okxv5.parse import (
     parse_ticker,
 )
 from okxv5.rest import Credentials, OkxRestClient, Params
+from worker import metrics
 from worker.domain.errors import ExchangeError, InvalidInstrument
 from worker.domain.money import InstrumentRules, quantize_str
 from worker.exchange.port import OrderRequest, OrderSnapshot, Placement, Ticker
@@ -238,6 +239,7 @@ class OkxExchange:
         skew_ms = int((sent + received) * 500) - server_ms
         with self._lock:
             self._skew_ms, self._skew_at = skew_ms, self._clock()
+        metrics.clock_skew(skew_ms)
         if abs(skew_ms) > CLOCK_SKEW_WARN_MS:
             log_event(log, "okx.clock_skew", logging.WARNING, skew_ms=skew_ms, limit_ms=30_000)
         return server_ms

@@ -31,6 +31,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from worker import metrics
 from worker.domain.errors import IllegalTransition
 from worker.domain.lots import UNSOLD_STATES
 from worker.domain.money import InstrumentRules
@@ -389,8 +390,11 @@ def apply_snapshot(
     if not order.ord_id and snap.ord_id:
         order.ord_id = snap.ord_id
     order.exchange_updated_ms = max(order.exchange_updated_ms, snap.updated_ms)
+    if new_fill and snap.fill is not None:
+        metrics.fill(order.side, snap.fill.px, snap.fill.sz)
     if after != before:
         order.state = after.value
+        metrics.order_state(order.side, after.value)
     order.updated_at = now
     return Applied(before, after, new_fill, filled_more)
 
@@ -404,6 +408,7 @@ def apply_event_to(order: Order, event: OrderEvent, now: datetime, error: str = 
     order.updated_at = now
     if after != before:
         order.state = after.value
+        metrics.order_state(order.side, after.value)
         return True
     return False
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from worker import metrics
 from worker.domain.deadlines import placement_deadline, to_epoch_ms
 from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
@@ -161,6 +162,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
                 intent = Intent(
                     order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id, deadline
                 )
+                metrics.order_state("buy", "pending_submit")
         if reason is not None:
             ops.record_outcome(rt.ledger, s, signal, locked_at, "skipped", reason, detail)
     rt.cache.remember_signal(signal.signal_id, "recorded")
@@ -170,6 +172,8 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         return BuyResult(signal.signal_id, slot_name, "skipped", reason)
     rt.cache.mark_busy(slot, "slot_busy")
     state = send(rt, intent)
+    if state == "live":
+        metrics.tick_to_order(signal.created_at)
     return BuyResult(signal.signal_id, slot_name, "accepted", order_state=state)
 
 

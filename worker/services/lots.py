@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from worker import notify
 from worker.domain.errors import CommandRefused
 from worker.domain.lots import LotState, Settlement
 from worker.domain.orders import OPEN_STATES, OrderState
@@ -54,6 +55,13 @@ class NeedsAttention:
             refusals=self.refusals,
             error=self.error,
             settle_with=SETTLE_COMMAND.format(lot_id=self.lot_id),
+        )
+        notify.alert(
+            "needs_attention",
+            f"lot {self.lot_id} ({self.inst_id}/{self.strategy}) needs attention",
+            f"The exchange refused its exits {self.refusals} times ({self.error}); "
+            f"{self.remaining} remain unsold and block the slot. Settle it with: "
+            + SETTLE_COMMAND.format(lot_id=self.lot_id),
         )
 
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from worker import metrics
 from worker.domain.deadlines import absence_is_final, to_epoch_ms
 from worker.domain.errors import (
     DuplicateClientOrderId,
@@ -133,7 +134,9 @@ def send(rt: Runtime, intent: Intent) -> str:
         return "unknown"
     with rt.ledger.single_statement() as conn:
         accepted = ops.accept_if_pending(conn, intent.order_id, placement.ord_id, rt.now())
-    if not accepted:
+    if accepted:
+        metrics.order_state(intent.side, OrderState.LIVE.value)
+    else:
         # News overtook the answer (a fill pushed first, say), or the ledger gave up on the
         # intent meanwhile: the exchange's current word on it settles which.
         lookup(rt, intent.order_id)

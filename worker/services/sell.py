@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from worker import notify
 from worker.domain.errors import CancelRejected, InvalidSignal, OrderNotFound, Retryable
 from worker.domain.lots import UNSOLD_STATES, LotState
 from worker.domain.orders import OPEN_STATES
@@ -155,6 +156,13 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
         finish(rt, [], freed)
         return "dust"
     log_event(log, "lot.exit", lot_id=lot_id, reason=reason, px=intent.px, sz=intent.sz)
+    if reason in ("stop_loss", "time_exit"):
+        what = "stop loss" if reason == "stop_loss" else "time exit"
+        notify.alert(
+            reason,
+            f"{what}: selling {intent.sz} {intent.inst_id} at {intent.px} ({intent.strategy})",
+            f"Lot {lot_id}: its take-profit was canceled; the exit sells at the best bid.",
+        )
     if send(rt, intent) != "rejected":
         return "exit_placed"
     with rt.ledger.begin() as s:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from worker import metrics
 from worker.domain.deadlines import placement_deadline
 from worker.domain.errors import InvalidInstrument, Retryable
 from worker.domain.ids import sell_cl_ord_id
@@ -178,4 +179,5 @@ def new_sell_intent(
     )
     s.add(order)
     s.flush()
+    metrics.order_state("sell", OrderState.PENDING_SUBMIT.value)
     return Intent.of(order)

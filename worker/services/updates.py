@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from worker import metrics, notify
 from worker.domain.errors import CancelRejected, OrderNotFound, Retryable
 from worker.domain.ids import parse_cl_ord_id, sell_cl_ord_id
 from worker.domain.orders import OrderState
@@ -82,6 +83,7 @@ def apply_snapshot_and_follow_up(
                 return "conflict"
             intents, freed = settle(rt, s, order, became_terminal=applied.became_terminal)
             state = order.state
+            filled = _fill_alert(order) if applied.became_terminal else None
             orphan = _orphan_follow_up(s, order)
             if applied.after != applied.before or applied.new_fill:
                 log_event(
@@ -97,11 +99,23 @@ def apply_snapshot_and_follow_up(
         cancel_orphan(rt, snap)
         return "foreign"
     finish(rt, intents, freed)
+    if filled is not None:
+        notify.alert("fill", *filled)
     if orphan.cancel:
         cancel_orphan(rt, snap)
     if orphan.lot_id is not None:
         exit_lot(rt, orphan.lot_id, None, "orphan")
     return state
+
+
+def _fill_alert(order: Order) -> tuple[str, str] | None:
+    """What to tell the operator about an order that ended with something filled."""
+    if order.filled_sz <= 0:
+        return None
+    verb = "bought" if order.side == "buy" else "sold"
+    title = f"{verb} {order.filled_sz} {order.inst_id} at {order.avg_px} ({order.strategy})"
+    body = f"Order {order.cl_ord_id} ({order.purpose}) ended {order.state}."
+    return title, body
 
 
 def _take_back(s: Session, order: Order, snap: OrderSnapshot) -> None:
@@ -201,6 +215,7 @@ def adopt(rt: Runtime, s: Session, snap: OrderSnapshot) -> Order | None:
         log_event(log, "order.adopt_conflict", level=logging.ERROR, cl_ord_id=snap.cl_ord_id)
         return None
     log_event(log, "order.adopted", cl_ord_id=snap.cl_ord_id, inst_id=snap.inst_id, side=side)
+    metrics.order_state(side, OrderState.PENDING_SUBMIT.value)
     return order
 
 

@@ -6,6 +6,7 @@ The short run (about 55 s) is in the default suite; Ctrl-C and a dying child are
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -78,7 +79,7 @@ def read_until(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> 
 def test_demo_runs_and_prints_the_summary(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     done = subprocess.run(
-        [str(DEMO), "--minutes", "0.5", "--every", "3", "--home", str(home)],
+        [str(DEMO), "--minutes", "0.5", "--every", "3", "--home", str(home), "--flower"],
         cwd=ROOT, env=embedded_env(), capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     out = done.stdout + done.stderr
@@ -90,7 +91,10 @@ def test_demo_runs_and_prints_the_summary(tmp_path: Path) -> None:
     assert "every process stopped" in out
     logs = {p.name for p in (home / "logs").iterdir()}
     assert {"simulator.log", "feed.log", "beat.log", "orders-stream.log"} <= logs
-    assert {"worker-1.log", "worker-2.log"} <= logs
+    assert {"worker-1.log", "worker-2.log", "flower.log"} <= logs
+    assert re.search(r"demo: Flower at http://127\.0\.0\.1:\d+/workers \(user demo, password", out)
+    feed_log = (home / "logs" / "feed.log").read_text()
+    assert "feed.ws_reconnect" not in feed_log, "the feed's sockets must stay up"
     assert (home / "limitflow.db").exists()
     assert survivors(home) == []
 
