@@ -26,7 +26,7 @@ Why each choice (the Redis settings in ``worker.app`` stay as they are):
 - Publisher confirms: ``send_task`` returns only once the broker has the message (for a quorum
   queue, once a majority has written it). Without them a signal the broker refused, or held
   when it crashed, would vanish with no error at the producer. The cost is one broker round
-  trip plus the broker's disk flush per publish: 2-4 ms on the test machine (README, "Brokers").
+  trip plus the broker's disk flush per publish: 1.5-5 ms on the test machine (README, "Brokers").
 """
 
 from __future__ import annotations
