@@ -1,5 +1,5 @@
 # Shared set-up for scripts/test and scripts/demo: a virtual environment with the project
-# installed, and (for the tests) PostgreSQL and Redis running on 127.0.0.1.
+# installed, and (for the tests) PostgreSQL, Redis and RabbitMQ running on 127.0.0.1.
 # Sourced, not executed.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -87,4 +87,21 @@ ensure_redis() {
     --dir /tmp/limitflow-redis --logfile /tmp/limitflow-redis/redis.log
   for _ in $(seq 1 60); do redis_up && return 0; sleep 0.5; done
   say "Redis did not come up on 127.0.0.1:6379"; return 1
+}
+
+amqp_up() {
+  # Answers, not merely listens: send the AMQP 0-9-1 header and expect a method frame (01).
+  timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672 && printf "AMQP\0\0\011\001" >&3 &&
+    head -c 1 <&3' 2>/dev/null | od -An -tx1 | grep -q 01
+}
+
+ensure_rabbitmq() {
+  amqp_up && return 0
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  amqp_up && return 0  # the package's own start (where there is an init system) won
+  say "starting RabbitMQ"
+  as_root rabbitmq-server -detached
+  # An Erlang node boots in a few seconds, longer on a cold disk.
+  for _ in $(seq 1 120); do amqp_up && return 0; sleep 0.5; done
+  say "RabbitMQ did not come up on 127.0.0.1:5672 (see /var/log/rabbitmq)"; return 1
 }

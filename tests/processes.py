@@ -7,11 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from kombu import Connection
+from kombu.exceptions import ChannelError
+
+from tests import stores
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,20 +110,47 @@ def wait_for(
 
 
 def wait_drained(broker_url: str, queue: str = "limitflow", timeout: float = 240) -> None:
-    """Wait until the queue is empty and nothing is being worked on (Redis broker)."""
-    client = redis.Redis.from_url(broker_url)
-
-    def idle() -> bool:
-        return client.llen(queue) == 0 and client.hlen("unacked") == 0
-
-    deadline = time.monotonic() + timeout
-    quiet_since = None
-    while time.monotonic() < deadline:
-        if idle():
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > 1.0:
-                return
-        else:
-            quiet_since = None
-        time.sleep(0.1)
+    """Wait until the queue is empty and nothing is being worked on (Redis or RabbitMQ)."""
+    with _idle_check(broker_url, queue) as idle:
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        while time.monotonic() < deadline:
+            if idle():
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 1.0:
+                    return
+            else:
+                quiet_since = None
+            time.sleep(0.1)
     raise AssertionError(f"queue {queue} not drained after {timeout}s")
+
+
+@contextmanager
+def _idle_check(broker_url: str, queue: str) -> Iterator[Callable[[], bool]]:
+    if not broker_url.startswith("amqp"):
+        client = redis.Redis.from_url(broker_url)
+        yield lambda: client.llen(queue) == 0 and client.hlen("unacked") == 0
+        client.close()
+        return
+    # RabbitMQ: nothing ready, asked cheaply with a passive declare of the task queue and the
+    # delayed-delivery queues (countdown tasks wait there); then nothing delivered and still
+    # unacknowledged, which only the broker's admin interface can tell.
+    names = [queue] + [f"celery_delayed_{level}" for level in range(28)]
+    with Connection(broker_url) as conn:
+
+        def ready() -> int:
+            total = 0
+            for name in names:
+                try:
+                    total += conn.default_channel.queue_declare(name, passive=True).message_count
+                except ChannelError:  # not declared yet; the broker closed the channel
+                    conn.close()
+            return total
+
+        def idle() -> bool:
+            if ready():
+                return False
+            depths = stores.amqp_queue_depths(broker_url)
+            return sum(depths.get(name, 0) for name in names) == 0
+
+        yield idle

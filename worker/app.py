@@ -11,6 +11,9 @@ Delivery settings, and why:
   delivered twice while it runs; after a crash the message comes back within ~12 minutes, by
   which time a buy signal has expired (it is then recorded as such) and reconciliation has
   already settled any order it left.
+- RabbitMQ (``amqp://``): quorum queues, publisher confirms and no visibility timeout at all;
+  a dead worker's message comes back as soon as its connection drops. See
+  ``worker.amqp_broker`` for why.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
 from beat_schedule import PURGE_PENDING, SYNC_ACTIVE_ORDERS, beat_schedule
+from worker.amqp_broker import amqp_config, is_amqp, server_queue_type
 from worker.celery_logs import LimitflowCelery
 from worker.fs_broker import TRANSPORT as FS_TRANSPORT
 from worker.settings import Settings, get_settings
@@ -68,6 +72,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.05,
         }
         config_extra["broker_transport"] = FS_TRANSPORT  # atomic writes: see worker.fs_broker
+    elif is_amqp(settings.broker_url):
+        # Visibility timeouts are a Redis transport notion: RabbitMQ redelivers on disconnect.
+        transport, config_extra = amqp_config(server_queue_type(settings.broker_url))
     if settings.result_backend.startswith("db+sqlite"):
         settings.home.mkdir(parents=True, exist_ok=True)
     return {

@@ -28,6 +28,10 @@ OTHER_VARIABLES = {
     "GF_AUTH_ANONYMOUS_ENABLED",
     "GF_USERS_ALLOW_SIGN_UP",
     "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
+    "RABBITMQ_DEFAULT_USER",
+    "RABBITMQ_DEFAULT_PASS",
+    "RABBITMQ_PASSWORD",
+    "COMPOSE_PROFILES",
 }
 LIMITFLOW_PROCESSES = ("worker", "notifier", "beat", "orders-stream", "feed")
 
@@ -145,14 +149,48 @@ def test_the_dashboard_uses_the_provisioned_datasource_and_metrics_that_exist() 
     assert used and used <= exported, used - exported
 
 
-def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+def test_rabbitmq_is_an_opt_in_profile_with_a_healthcheck() -> None:
+    services = compose()["services"]
+    rabbit = services["rabbitmq"]
+    assert rabbit["profiles"] == ["rabbitmq"]
+    assert "rabbitmq-diagnostics" in rabbit["healthcheck"]["test"]
+    assert rabbit["hostname"], "a fixed node name keeps the queued messages across recreation"
+    assert any(v.endswith(":/var/lib/rabbitmq") for v in rabbit["volumes"])
+    # Compose refuses to start a service that depends on one whose profile is off.
+    for name, service in services.items():
+        if "profiles" not in service:
+            for dep in service.get("depends_on") or {}:
+                assert "profiles" not in services[dep], f"{name} depends on opt-in {dep}"
+
+
+def test_the_broker_is_redis_unless_env_says_otherwise() -> None:
+    for name in ("worker", "beat", "orders-stream", "feed", "flower"):
+        url = compose()["services"][name]["environment"]["CELERY_BROKER_URL"]
+        assert url == "${CELERY_BROKER_URL:-redis://redis:6379/0}", name
+    example = (ROOT / "ops" / "env.example").read_text()
+    assert "# CELERY_BROKER_URL=amqp://limitflow:change-me@rabbitmq:5672//" in example
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+@pytest.mark.parametrize("profile", [None, "rabbitmq"])
+def test_docker_compose_accepts_the_file(tmp_path: Path, profile: str | None) -> None:
+    """Validate with Compose itself (``apt-get install docker-compose``; no engine needed)."""
     shutil.copy(ROOT / "docker-compose.yml", tmp_path)
-    shutil.copytree(ROOT / "ops", tmp_path / "ops")
-    shutil.copy(ROOT / "ops" / "env.example", tmp_path / ".env")
+    shutil.copytree(ROOT / "ops", tmp_path / "ops")  # the files Prometheus and Grafana mount
+    env = (ROOT / "ops" / "env.example").read_text()
+    if profile == "rabbitmq":
+        env = env.replace("# COMPOSE_PROFILES=", "COMPOSE_PROFILES=")
+        env = env.replace("# RABBITMQ_PASSWORD=", "RABBITMQ_PASSWORD=")
+        env = env.replace("# CELERY_BROKER_URL=", "CELERY_BROKER_URL=")
+    (tmp_path / ".env").write_text(env)
     done = subprocess.run(
-        [binary, "config", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        ["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    assert config["services"]["rabbitmq"]["profiles"] == ["rabbitmq"]
+    broker = config["services"]["worker"]["environment"]["CELERY_BROKER_URL"]
+    if profile == "rabbitmq":
+        assert broker == "amqp://limitflow:change-me@rabbitmq:5672//"
+    else:
+        assert broker == "redis://redis:6379/0"

@@ -1,4 +1,7 @@
-"""A venue on loopback, a fresh PostgreSQL database and Redis, real worker processes.
+"""A venue on loopback, a fresh PostgreSQL database, a broker, real worker processes.
+
+Every test runs on both brokers: Redis alone, and RabbitMQ (a fresh vhost per test) with
+Redis for results and cache invalidation, the pairing the README recommends.
 
 The venue is either the in-memory one shared over a socket, or the local OKX simulator: then
 the workers run the real OKX adapter (``LIMITFLOW_EXCHANGE=okx``) and the real
@@ -7,6 +10,7 @@ the workers run the real OKX adapter (``LIMITFLOW_EXCHANGE=okx``) and the real
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -96,19 +100,39 @@ def stop_process(proc: WorkerProcess) -> None:
         proc.proc.wait(10)
 
 
-_redis_db = iter(range(3, 15))
+BROKERS = ("redis", "rabbitmq")
+# Tests run one after another and each flushes its database first, so numbers can be reused.
+_redis_db = itertools.cycle(range(3, 15))
+
+
+@dataclass(frozen=True)
+class Broker:
+    name: str
+    url: str
+    result_backend: str
+
+
+@pytest.fixture(params=BROKERS)
+def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
+    """Redis, or RabbitMQ in a vhost of its own (deleted afterwards)."""
+    redis_url = stores.redis_db_url(next(_redis_db))
+    if request.param == "redis":
+        yield Broker("redis", redis_url, redis_url)
+        return
+    amqp_url = stores.create_amqp_vhost()
+    yield Broker("rabbitmq", amqp_url, redis_url)
+    stores.drop_amqp_vhost(amqp_url)
 
 
 @pytest.fixture(params=VENUES)
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """Workers on each venue; ``indirect`` parametrization picks one."""
+def cluster(request: pytest.FixtureRequest, broker: Broker, tmp_path: Path) -> Iterator[Cluster]:
+    """Workers on each venue and broker; ``indirect`` parametrization picks a venue."""
     db_url = stores.create_pg_database()
     upgrade(db_url)
-    broker = stores.redis_db_url(next(_redis_db))
     env = {
         "DATABASE_URL": db_url,
-        "CELERY_BROKER_URL": broker,
-        "CELERY_RESULT_BACKEND": broker,
+        "CELERY_BROKER_URL": broker.url,
+        "CELERY_RESULT_BACKEND": broker.result_backend,
         "LIMITFLOW_HOME": str(tmp_path),
         "MEMORY_SYNC_INTERVAL_SECONDS": "0",
         "LOG_LEVEL": "INFO",
@@ -126,7 +150,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
     settings = builders.make_settings(**env)
     pool = WorkerPool(env, tmp_path)
     ledger = Ledger.from_url(db_url)
-    c = Cluster(venue, pool, make_app(settings), ledger, broker, env)
+    c = Cluster(venue, pool, make_app(settings), ledger, broker.url, env)
     if request.param != "memory":
         c.stream = start_orders_stream(env, tmp_path)
     yield c
