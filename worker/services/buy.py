@@ -159,9 +159,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
             if order_id is None:
                 reason, detail = "risk_limit", f"MAX_OPEN_POSITIONS={limit}"
             else:
-                intent = Intent(
-                    order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id, deadline
-                )
+                intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id)
                 metrics.order_state("buy", "pending_submit")
         if reason is not None:
             ops.record_outcome(rt.ledger, s, signal, locked_at, "skipped", reason, detail)

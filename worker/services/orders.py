@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import bindparam, select
@@ -50,7 +50,6 @@ class Intent:
     px: Decimal
     sz: Decimal
     cl_ord_id: str
-    deadline: datetime | None  # sent as expTime; None: no deadline
 
     @classmethod
     def of(cls, order: Order) -> Intent:
@@ -62,7 +61,6 @@ class Intent:
             order.px,
             order.sz,
             order.cl_ord_id,
-            order.deadline_at,
         )
 
 

@@ -108,7 +108,7 @@ def test_an_intent_whose_deadline_passed_before_sending_is_failed_and_never_sent
         order_id = ops.admit(engine.rt.ledger, conn, signal, now, cid, px, sz, 20, deadline)
     assert order_id is not None
     engine.clock.advance(30)  # the worker stalled between its commit and the send
-    intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cid, deadline)
+    intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cid)
     assert send(engine.rt, intent) == "failed"
     assert engine.venue.placements_for(cid) == 0
     assert process_buy(engine.rt, buy_message()).order_state == "live"  # the slot is free
