@@ -57,6 +57,17 @@ def _positions_source(settings: Settings) -> Iterable[Position]:
     return open_positions(settings)
 
 
+def _check_stores(settings: Settings, app: object) -> None:
+    """The broker carries the signals; the database holds positions and closest approaches."""
+    from worker import preflight
+
+    try:
+        preflight.check_broker(app, settings.broker_url, retries=2)
+        preflight.check_database(settings.database_url)
+    except preflight.StoreUnreachable as exc:
+        preflight.exit_unreachable(exc, "feed")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m feed", description=__doc__.splitlines()[0])
     parser.add_argument("--record", metavar="FILE", help="append every received message (JSONL)")
@@ -76,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from worker.app import app
 
+        _check_stores(settings, app)
         publish = publisher = CeleryPublisher(app)
     feed = Feed(
         settings, publish, positions=lambda: _positions_source(settings), record_path=args.record

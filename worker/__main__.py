@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 
+from worker import preflight
 from worker.domain.errors import CommandRefused, ConfigError, InvalidSignal
 from worker.logs import mask_passwords
 from worker.settings import Settings, get_settings
 
 
 def _ledger(settings: Settings) -> Any:
+    """The ledger, once the database is known to be reachable and current."""
     from worker.ledger.db import Ledger
     from worker.ledger.migrate import NotMigrated, check_migrated
 
-    ledger = Ledger.from_url(settings.database_url)
+    url = settings.database_url
+    preflight.check_database_exists(url)
+    ledger = Ledger.from_url(url)
+    preflight.connect_check(ledger.engine, url)
     try:
         check_migrated(ledger.engine)
     except NotMigrated as exc:
@@ -30,10 +37,18 @@ def _ledger(settings: Settings) -> Any:
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
-    from worker.ledger.migrate import upgrade
+    from worker.ledger.migrate import NotMigrated, upgrade
 
-    upgrade(settings.database_url)
-    print(f"limitflow: database is up to date ({mask_passwords(settings.database_url)})")
+    url = settings.database_url
+    if not url.startswith("sqlite"):
+        preflight.check_database(url)
+    try:
+        done = upgrade(url)
+    except NotMigrated as exc:
+        raise SystemExit(f"limitflow: {exc}") from None
+    except OSError as exc:  # SQLite: the database's folder cannot be created
+        raise preflight.database_unreachable(url, exc) from None
+    print(f"limitflow: {done.describe(mask_passwords(url))}")
 
 
 def _set_paused(settings: Settings, paused: bool) -> None:
@@ -87,8 +102,9 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
 
 
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.app import PROCESS_BUY_SIGNAL, PROCESS_SELL_SIGNAL, app
+    from worker.app import app
     from worker.signals import parse_buy, parse_sell
+    from worker.task_names import PROCESS_BUY_SIGNAL, PROCESS_SELL_SIGNAL
 
     try:
         raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
@@ -106,9 +122,49 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> None:
             parse_buy(message)
     except InvalidSignal as exc:
         raise SystemExit(f"limitflow: invalid signal: {exc}") from None
+    for warning in signal_warnings(message, settings.SIGNAL_TTL_SECONDS, time.time()):
+        print(f"limitflow: warning: {warning}", file=sys.stderr)
     task = PROCESS_SELL_SIGNAL if kind == "sell" else PROCESS_BUY_SIGNAL
-    result = app.send_task(task, args=[message])
+    preflight.check_broker(app, settings.broker_url)
+    # No result is kept for these tasks: without ignore_result a Redis result store would be
+    # subscribed to (and, when unreachable, retried for twenty silent seconds).
+    result = app.send_task(task, args=[message], ignore_result=True)
     print(f"limitflow: enqueued {task} task_id={result.id} signal_id={message['signal_id']}")
+
+
+# Epoch milliseconds of 2001-09-09: a "created_at" below it is in seconds, not milliseconds.
+_MILLIS_FLOOR = 1_000_000_000_000
+
+
+def signal_warnings(message: dict[str, Any], ttl_seconds: int, now: float) -> list[str]:
+    """What looks wrong with a valid signal's times (it is enqueued all the same)."""
+    out = []
+    created = message.get("created_at")
+    if isinstance(created, int) and created < _MILLIS_FLOOR:
+        out.append(
+            f"created_at {created} looks like seconds, not milliseconds "
+            f"(milliseconds would be {created * 1000})"
+        )
+    if message.get("kind") == "buy" and isinstance(created, int):
+        expires = message.get("expires_at") or created + ttl_seconds * 1000
+        late_s = now - expires / 1000
+        if late_s > 0:
+            out.append(
+                f"this buy signal expired {_ago(late_s)} ago (expires_at "
+                f"{datetime.fromtimestamp(expires / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC): "
+                "the workers will record it as expired and not buy"
+            )
+    return out
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def cmd_settle_lot(settings: Settings, args: argparse.Namespace) -> None:
@@ -191,7 +247,13 @@ def main(argv: list[str] | None = None) -> None:
         settings.strategies  # noqa: B018
     except ConfigError as exc:
         raise SystemExit(f"limitflow: {exc}") from None
-    COMMANDS[args.command][0](settings, args)
+    try:
+        COMMANDS[args.command][0](settings, args)
+    except preflight.StoreUnreachable as exc:
+        preflight.exit_unreachable(exc)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        # The connection was lost (or refused) after the first check.
+        preflight.exit_unreachable(preflight.database_unreachable(settings.database_url, exc))
 
 
 if __name__ == "__main__":

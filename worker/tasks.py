@@ -20,6 +20,7 @@ from celery.signals import beat_init, worker_init, worker_process_init, worker_r
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
+from worker import preflight
 from worker.app import (
     APPLY_ORDER_UPDATE,
     NOOP,
@@ -31,7 +32,7 @@ from worker.app import (
     app,
 )
 from worker.domain.errors import ExchangeError, Retryable
-from worker.logs import configure_logging, log_event, mask_passwords
+from worker.logs import configure_logging, log_event
 from worker.runtime import get_runtime
 from worker.services import reconcile
 from worker.services.buy import process_buy, record_unexecuted
@@ -162,12 +163,18 @@ def noop() -> str:
 
 @worker_init.connect
 def _check_database(**_: Any) -> None:
-    """Refuse to start on a database that is not migrated, saying what to run."""
+    """Refuse to start on a database that is not migrated, or on a store that cannot be
+    reached, saying which one and what to do."""
     from worker.ledger.db import make_engine
     from worker.ledger.migrate import NotMigrated, check_migrated
 
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    try:
+        preflight.check_database(settings.database_url)
+        preflight.check_broker(app, settings.broker_url, retries=STARTUP_RETRIES)
+    except preflight.StoreUnreachable as exc:
+        _refuse_start("worker", exc)
     engine = make_engine(settings.database_url)
     try:
         check_migrated(engine)
@@ -175,16 +182,18 @@ def _check_database(**_: Any) -> None:
         print(f"limitflow: worker not started: {exc}", file=sys.stderr, flush=True)
         os._exit(3)  # celery swallows exceptions raised by signal handlers
     except OperationalError as exc:
-        where = mask_passwords(settings.database_url)
-        print(
-            f"limitflow: worker not started: cannot reach the database {where}: "
-            f"{mask_passwords(str(exc.orig))}",
-            file=sys.stderr,
-            flush=True,
-        )
-        os._exit(3)
+        _refuse_start("worker", preflight.database_unreachable(settings.database_url, exc))
     finally:
         engine.dispose()
+
+
+# A store that comes up a moment after the process (compose) is waited for this many seconds.
+STARTUP_RETRIES = 2
+
+
+def _refuse_start(process: str, exc: preflight.StoreUnreachable) -> None:
+    print(f"limitflow: {process} not started: {exc}", file=sys.stderr, flush=True)
+    os._exit(preflight.EXIT_UNREACHABLE)  # celery swallows exceptions raised by signal handlers
 
 
 @worker_process_init.connect
@@ -223,6 +232,10 @@ def _check_clock() -> None:
 def _beat_ready(**_: Any) -> None:
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
+    try:
+        preflight.check_broker(app, settings.broker_url, retries=STARTUP_RETRIES)
+    except preflight.StoreUnreachable as exc:
+        _refuse_start("beat", exc)
     interval = settings.MEMORY_SYNC_INTERVAL_SECONDS
     log_event(log, "beat.ready", interval_seconds=interval, periodic_tasks=interval > 0)
     _warn_if_periodic_off("beat")
