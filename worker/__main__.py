@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from worker import preflight
 from worker.domain.errors import CommandRefused, ConfigError, InvalidSignal
+from worker.domain.ids import STRATEGIES
 from worker.logs import mask_passwords
 from worker.settings import Settings, get_settings
 
@@ -51,31 +52,46 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
     print(f"limitflow: {done.describe(mask_passwords(url))}")
 
 
-def _set_paused(settings: Settings, paused: bool) -> None:
-    from worker.ledger.models import EngineFlag
+def _set_paused(settings: Settings, args: argparse.Namespace, paused: bool) -> None:
+    from worker.ledger.db import utcnow
+    from worker.ledger.switches import Pause, pauses, set_paused
 
+    strategy: str | None = args.strategy
     ledger = _ledger(settings)
+    now = utcnow()
+    changed = set_paused(ledger, strategy, paused, now)
     with ledger.begin() as s:
-        flag = s.get(EngineFlag, "paused")
-        now = datetime.now(UTC)
-        if flag is None:
-            s.add(EngineFlag(name="paused", enabled=paused, updated_at=now))
-        else:
-            flag.enabled, flag.updated_at = paused, now
-    print("limitflow: buys paused (sells continue)" if paused else "limitflow: buys resumed")
+        still = pauses(s)
+    ledger.engine.dispose()
+    who = "every buy" if strategy is None else f"the buys of {strategy}"
+    if paused:
+        since = next((p.since for p in still if p.strategy == strategy), now)
+        already = "" if changed else " (it already was)"
+        print(f"limitflow: {who} paused since {_when(since)}{already}; sells continue")
+    else:
+        print(f"limitflow: {who} resumed" + ("" if changed else " (it was not paused)"))
+    others: list[Pause] = [p for p in still if p.strategy != strategy]
+    for other in others:
+        print(f"limitflow: still on: {other.describe()}")
 
 
-def cmd_pause(settings: Settings, _: argparse.Namespace) -> None:
-    _set_paused(settings, True)
+def cmd_pause(settings: Settings, args: argparse.Namespace) -> None:
+    _set_paused(settings, args, True)
 
 
-def cmd_resume(settings: Settings, _: argparse.Namespace) -> None:
-    _set_paused(settings, False)
+def cmd_resume(settings: Settings, args: argparse.Namespace) -> None:
+    _set_paused(settings, args, False)
+
+
+def _when(dt: datetime) -> str:
+    from worker.domain.describe import when
+
+    return when(dt)
 
 
 def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
-    from worker.ledger import ops
     from worker.ledger.models import Lot, Order, Signal
+    from worker.ledger.switches import pauses
     from worker.services.lots import needs_attention
 
     ledger = _ledger(settings)
@@ -89,7 +105,7 @@ def cmd_status(settings: Settings, _: argparse.Namespace) -> None:
             ).all()
         )
         lots = dict(s.execute(select(Lot.state, func.count()).group_by(Lot.state)).all())
-        paused = ops.is_paused(s)
+        paused = [p.describe() for p in pauses(s)]
         attention = needs_attention(s)
     doc = {
         "paused": paused,
@@ -223,6 +239,13 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
+        if name in ("pause", "resume"):
+            p.add_argument(
+                "strategy",
+                nargs="?",
+                choices=STRATEGIES,
+                help="only this strategy's buys (default: every buy)",
+            )
         if name == "enqueue":
             p.add_argument("file", help="signal JSON file, or - for standard input")
         if name == "settle-lot":

@@ -16,7 +16,6 @@ import pytest
 from alembic import command
 
 from tests import builders, stores
-from tests.processes import ROOT
 from worker.ledger.migrate import alembic_config, head_revision
 
 pytestmark = pytest.mark.integration
