@@ -4,6 +4,7 @@ Run: ``.venv/bin/python benchmarks/bench_feed.py [--messages N] [--instruments K
 Prints the engine's rate (all four strategies enabled, realistic OKX ticker pushes, prices
 wandering around the hour open so strategies fire now and then) and, measured in the same
 run, a bare ``orjson.loads`` loop over the same messages; the ratio is what to compare.
+``--approach`` also tracks the closest approaches as the daemon does (``feed.approach``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from decimal import Decimal
 
 import orjson
 
+from feed.approach import ApproachTracker
 from feed.engine import Engine
 from worker.domain.money import InstrumentRules
 from worker.signals import BuySignal, SellSignal
@@ -54,7 +56,7 @@ def messages(n: int, k: int, seed: int = 1) -> list[bytes]:
     return out
 
 
-def engine(k: int, published: list[BuySignal | SellSignal]) -> Engine:
+def engine(k: int, published: list[BuySignal | SellSignal], approach: bool = False) -> Engine:
     rules = [
         InstrumentRules(
             f"C{i}-USDT", Decimal("0.0001"), Decimal("0.0001"), Decimal("0.001"), f"C{i}", "USDT"
@@ -64,6 +66,8 @@ def engine(k: int, published: list[BuySignal | SellSignal]) -> Engine:
     eng = Engine(rules, StrategyConfig(), published.append)
     for r in rules:
         eng.seed_hour_open(r.inst_id, T0, Decimal("100"))
+    if approach:
+        eng.approach = ApproachTracker(eng.config, eng.batch_state, "bench", eng.states)
     return eng
 
 
@@ -81,6 +85,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--instruments", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--approach", action="store_true", help="track closest approaches")
     args = parser.parse_args()
     msgs = messages(args.messages, args.instruments)
 
@@ -94,7 +99,7 @@ def main() -> None:
 
     def evaluated(batch: list[bytes]) -> None:
         published.clear()
-        eng = engine(args.instruments, published)  # fresh state: every run fires the same
+        eng = engine(args.instruments, published, args.approach)  # fresh: every run the same
         engines.append(eng)
         handle = eng.handle_raw
         for m in batch:
@@ -103,7 +108,8 @@ def main() -> None:
     bare_rate = best_rate(bare, msgs, args.repeat)
     feed_rate = best_rate(evaluated, msgs, args.repeat)
     eng = engines[-1]
-    print(f"messages         {len(msgs)} ({args.instruments} instruments, 4 strategies)")
+    tracked = ", closest approaches tracked" if args.approach else ""
+    print(f"messages         {len(msgs)} ({args.instruments} instruments, 4 strategies{tracked})")
     print(f"signals          {len(published)} ({eng.buys} buys, skipped {eng.skipped})")
     print(f"bad input        {sum(eng.bad.values())}")
     print(f"orjson.loads     {bare_rate:,.0f} msg/s")

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterable
 from types import FrameType
 
+from feed.approach import ApproachSink
 from feed.daemon import Feed, FeedError
 from feed.engine import Engine, Publish
 from feed.logs import configure_logging, log_event
@@ -57,6 +58,12 @@ def _positions_source(settings: Settings) -> Iterable[Position]:
     return open_positions(settings)
 
 
+def _approach_store(settings: Settings) -> ApproachSink:
+    from worker.ledger.approaches import ApproachStore
+
+    return ApproachStore.from_url(settings.database_url)
+
+
 def _check_stores(settings: Settings, app: object) -> None:
     """The broker carries the signals; the database holds positions and closest approaches."""
     from worker import preflight
@@ -90,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         _check_stores(settings, app)
         publish = publisher = CeleryPublisher(app)
     feed = Feed(
-        settings, publish, positions=lambda: _positions_source(settings), record_path=args.record
+        settings,
+        publish,
+        positions=lambda: _positions_source(settings),
+        record_path=args.record,
+        approaches=None if args.dry_run else _approach_store(settings),
     )
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -23,13 +23,14 @@ SLOTS = 512
 class GapWindow:
     """The maximum of the last price over a sliding window, in bounded memory."""
 
-    __slots__ = ("_entries", "nslots", "slot_ms", "window_ms")
+    __slots__ = ("_entries", "high", "nslots", "slot_ms", "window_ms")
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
         self.slot_ms = max(1, window_ms // SLOTS)
         self.nslots = -(-window_ms // self.slot_ms)
         self._entries: deque[tuple[int, Decimal]] = deque()
+        self.high: Decimal | None = None  # the maximum as of the last push (feed.approach)
 
     def push(self, ts: int, px: Decimal) -> Decimal:
         """Add a price at ``ts``; return the maximum over the window ending at ``ts``."""
@@ -42,7 +43,8 @@ class GapWindow:
         oldest = slot - self.nslots
         while entries[0][0] <= oldest:
             entries.popleft()
-        return entries[0][1]
+        high = self.high = entries[0][1]
+        return high
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -344,8 +344,7 @@ class ClosestApproach(Base):
     fired_at: Mapped[datetime | None]  # when the feed produced a buy in this bucket
     peak_count: Mapped[int | None] = mapped_column(Integer)  # batch: most down at once
     detail: Mapped[str] = mapped_column(String(300), default="")
-    first_tick_at: Mapped[datetime]
-    last_tick_at: Mapped[datetime]
+    first_tick_at: Mapped[datetime]  # the first ticker of the bucket this feed run heard
     complete: Mapped[bool] = mapped_column(Boolean, default=False)  # watched to the bucket's end
     updated_at: Mapped[datetime]
 
@@ -360,9 +359,9 @@ class FeedCoverage(Base):
     inst_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     hour_start: Mapped[datetime] = mapped_column(primary_key=True)
     run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Sampled once a second from the feed's state: exact to about a second.
     first_tick_at: Mapped[datetime]
     last_tick_at: Mapped[datetime]
-    ticks: Mapped[int] = mapped_column(Integer)
     # The longest silence between two tickers within the hour.
     gap_start: Mapped[datetime | None]
     gap_end: Mapped[datetime | None]

@@ -42,7 +42,6 @@ def upgrade() -> None:
     sa.Column('peak_count', sa.Integer(), nullable=True),
     sa.Column('detail', sa.String(length=300), nullable=False),
     _time('first_tick_at'),
-    _time('last_tick_at'),
     sa.Column('complete', sa.Boolean(), nullable=False),
     _time('updated_at'),
     sa.PrimaryKeyConstraint('strategy', 'inst_id', 'bucket_start', 'run_id')
@@ -56,7 +55,6 @@ def upgrade() -> None:
     sa.Column('run_id', sa.String(length=32), nullable=False),
     _time('first_tick_at'),
     _time('last_tick_at'),
-    sa.Column('ticks', sa.Integer(), nullable=False),
     _time('gap_start', nullable=True),
     _time('gap_end', nullable=True),
     _time('updated_at'),
