@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from worker.ledger.models import (
     Signal,
 )
 
+V = TypeVar("V")
 OPEN = [s.value for s in OPEN_STATES]
 UNSOLD = [s.value for s in UNSOLD_STATES]
 _ZERO = Decimal(0)
@@ -100,47 +101,10 @@ class OrderView:
     lot: LotView | None = None  # the lot a buy delivered
 
 
-def _order(o: Order) -> OrderView:
-    return OrderView(
-        o.id,
-        o.cl_ord_id,
-        o.inst_id,
-        o.strategy,
-        o.side,
-        o.purpose,
-        o.state,
-        o.px,
-        o.sz,
-        o.filled_sz,
-        o.avg_px,
-        o.fee,
-        o.fee_ccy,
-        o.created_at,
-        o.updated_at,
-        o.last_error,
-        o.lot_id,
-    )
-
-
-def _lot(lot: Lot, buy_cl_ord_id: str) -> LotView:
-    return LotView(
-        lot.id,
-        lot.inst_id,
-        lot.strategy,
-        lot.state,
-        lot.size,
-        lot.sold_sz,
-        lot.avg_px,
-        lot.cost,
-        lot.proceeds,
-        lot.dust_sz,
-        lot.take_profit_px,
-        lot.opened_at,
-        lot.exit_after,
-        lot.closed_at,
-        lot.settlement,
-        buy_cl_ord_id,
-    )
+def _view(cls: type[V], row: Any, **extra: Any) -> V:
+    """A view of an ORM row: the fields the view and the row share, plus ``extra``."""
+    names = [f.name for f in fields(cls) if f.init and f.name not in extra]  # type: ignore[arg-type]
+    return cls(**{n: getattr(row, n) for n in names if hasattr(row, n)}, **extra)
 
 
 def order_with_story(s: Session, order_id: int) -> OrderView | None:
@@ -148,21 +112,14 @@ def order_with_story(s: Session, order_id: int) -> OrderView | None:
     order = s.get(Order, order_id)
     if order is None:
         return None
-    view = _order(order)
     fills = s.scalars(select(Fill).where(Fill.order_id == order_id).order_by(Fill.ts_ms, Fill.id))
-    view.fills.extend(
-        FillView(f.trade_id, f.px, f.sz, f.fee, f.fee_ccy, _ms(f.ts_ms)) for f in fills
-    )
     lot = s.scalar(select(Lot).where(Lot.buy_order_id == order_id))
-    if lot is not None:
-        view = _replace_lot(view, _lot(lot, order.cl_ord_id))
-    return view
-
-
-def _replace_lot(view: OrderView, lot: LotView) -> OrderView:
-    from dataclasses import replace
-
-    return replace(view, lot=lot)
+    return _view(
+        OrderView,
+        order,
+        fills=[_view(FillView, f, at=_ms(f.ts_ms)) for f in fills],
+        lot=_view(LotView, lot, buy_cl_ord_id=order.cl_ord_id) if lot is not None else None,
+    )
 
 
 def orders(
@@ -183,7 +140,7 @@ def orders(
         query = query.where(Order.inst_id == inst_id)
     if strategy:
         query = query.where(Order.strategy == strategy)
-    return [_order(o) for o in s.scalars(query)]
+    return [_view(OrderView, o) for o in s.scalars(query)]
 
 
 # -- positions and P&L ----------------------------------------------------------------------------
@@ -199,7 +156,7 @@ def open_lots(s: Session, inst_id: str | None = None) -> list[LotView]:
     )
     if inst_id:
         query = query.where(Lot.inst_id == inst_id)
-    return [_lot(lot, cl) for lot, cl in s.execute(query).all()]
+    return [_view(LotView, lot, buy_cl_ord_id=cl) for lot, cl in s.execute(query).all()]
 
 
 @dataclass(frozen=True, slots=True)
