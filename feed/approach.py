@@ -28,7 +28,7 @@ sampling interval. Memory: a few records per instrument, a bounded queue of fini
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -126,8 +126,26 @@ class _Finished:
 class ApproachTracker:
     """Track closest approaches for one feed run (``run_id``)."""
 
+    __slots__ = (
+        "batch",
+        "config",
+        "dropped",
+        "finished",
+        "gap_ms",
+        "hour_rows",
+        "run_id",
+        "watches",
+        "with_gap",
+        "with_hour",
+        "with_stable",
+    )
+
     def __init__(
-        self, config: StrategyConfig, batch: BatchState, run_id: str, inst_ids: Iterable[str]
+        self,
+        config: StrategyConfig,
+        batch: BatchState,
+        run_id: str,
+        states: Mapping[str, InstrumentState],
     ) -> None:
         self.config = config
         self.batch = batch
@@ -137,8 +155,10 @@ class ApproachTracker:
         self.gap_ms = config.original_gap.gap_window_seconds * 1000
         self.with_gap = config.original_gap.enabled
         self.with_stable = config.stable_buy_ws.enabled
-        # One per instrument the engine knows (it refuses the others before we see them).
-        self.watches: dict[str, _Watch] = {inst_id: _Watch() for inst_id in inst_ids}
+        # One per instrument the engine knows, kept on its state too (no lookup per tick).
+        self.watches: dict[str, _Watch] = {}
+        for inst_id, state in states.items():
+            state.approach = self.watches[inst_id] = _Watch()
         self.finished: deque[_Finished] = deque()
         self.dropped = 0
 
@@ -146,7 +166,7 @@ class ApproachTracker:
 
     def observe(self, state: InstrumentState, tick: Tick) -> None:
         """Take one tick the strategies have just seen."""
-        watch = self.watches[tick.inst_id]
+        watch: _Watch = state.approach
         ts = tick.ts
         if ts >= watch.next_end:
             self._roll(watch, tick.inst_id, ts)
@@ -155,7 +175,8 @@ class ApproachTracker:
             self._hour_low(watch, state, tick)
         if self.with_gap:
             high = state.gap.high  # type: ignore[union-attr]  # the gap strategy ran first
-            if high is not watch.g_seen:
+            if high is not watch.g_seen and last < high:  # type: ignore[operator]
+                # (a tick that is the new high itself cannot come closer: no need to look)
                 _new_high(watch, high)  # type: ignore[arg-type]
             if last < watch.g_gate:
                 window = watch.window

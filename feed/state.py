@@ -41,6 +41,7 @@ class InstrumentState:
     """What the feed knows about one instrument right now."""
 
     __slots__ = (
+        "approach",
         "bid",
         "fired",
         "gap",
@@ -66,6 +67,7 @@ class InstrumentState:
         # going backwards are refused), so one key per strategy is all the dedup we need.
         self.fired: dict[str, int] = {}
         self.gap: GapWindow | None = None
+        self.approach: Any = None  # this instrument's closest-approach record (feed.approach)
 
     def set_hour_open(self, hour_idx: int, px: Decimal, rank: int) -> bool:
         """Record ``px`` as the open of ``hour_idx`` unless a better source already did."""
