@@ -477,10 +477,9 @@ def status_doc(s: Session, since: datetime, now: datetime, interval_seconds: int
     from worker.ledger.switches import pauses
     from worker.services.lots import needs_attention
 
-    heard_at = feed_last_heard(s)
     return {
-        "now": now.isoformat(),
-        "since": since.isoformat(),
+        "now": now,
+        "since": since,
         "paused": [p.describe() for p in pauses(s)],
         "reconciliation": {"periodic": interval_seconds > 0, "interval_seconds": interval_seconds},
         "window": counts_since(s, since),
@@ -488,10 +487,9 @@ def status_doc(s: Session, since: datetime, now: datetime, interval_seconds: int
         "lots": lots_by_state(s),
         "needs_attention": needs_attention(s),
         "last_reconcile": {
-            r.task: {"finished_at": r.finished_at.isoformat(), "report": r.report}
-            for r in last_reports(s)
+            r.task: {"finished_at": r.finished_at, "report": r.report} for r in last_reports(s)
         },
-        "feed_last_record": heard_at.isoformat() if heard_at else None,
+        "feed_last_record": feed_last_heard(s),
     }
 
 

@@ -57,7 +57,8 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _signed(d: Decimal | None, places: int = 2) -> Decimal | None:
+def _money(d: Decimal | None, places: int = 4) -> Decimal | None:
+    """An amount of quote currency, rounded for reading (--json keeps it exact)."""
     return None if d is None else d.quantize(Decimal(1).scaleb(-places))
 
 
@@ -103,8 +104,8 @@ def positions_text(positions: list[Position], now: datetime) -> str:
                 lot.remaining,
                 lot.avg_px,
                 p.last,
-                _signed(p.value),
-                _signed(p.unrealised),
+                _money(p.value),
+                _money(p.unrealised),
                 pct(change) if change is not None else "-",
                 f"{age((now - lot.opened_at).total_seconds())} ago",
                 lot.exit_after,
@@ -113,7 +114,7 @@ def positions_text(positions: list[Position], now: datetime) -> str:
     out = [table("Open positions (unsold lots, valued at the last price)", POSITION_HEADER, rows)]
     total = [p.unrealised for p in positions if p.unrealised is not None]
     if total:
-        out.append(f"  unrealised total: {num(_signed(sum(total, Decimal(0))) or Decimal(0))}")
+        out.append(f"  unrealised total: {num(_money(sum(total, Decimal(0))) or Decimal(0))}")
     out += [f"  {p.lot.inst_id}: no last price ({p.error})" for p in positions if p.last is None]
     return "\n".join(dict.fromkeys(out))
 
@@ -145,7 +146,15 @@ def positions_json(positions: list[Position]) -> str:
 def pnl_text(lines: list[PnlLine], since: datetime | None) -> str:
     span = f"since {when(since)}" if since else "all time"
     rows = [
-        (ln.strategy, ln.inst_id, ln.lots, ln.cost, ln.proceeds, ln.fees, _signed(ln.pnl))
+        (
+            ln.strategy,
+            ln.inst_id,
+            ln.lots,
+            _money(ln.cost),
+            _money(ln.proceeds),
+            _money(ln.fees),
+            _money(ln.pnl),
+        )
         for ln in lines
     ]
     by_strategy: dict[str, list[PnlLine]] = {}
@@ -157,17 +166,17 @@ def pnl_text(lines: list[PnlLine], since: datetime | None) -> str:
                 f"{strategy} total",
                 "",
                 sum(ln.lots for ln in group),
-                sum((ln.cost for ln in group), Decimal(0)),
-                sum((ln.proceeds for ln in group), Decimal(0)),
-                sum((ln.fees for ln in group), Decimal(0)),
-                _signed(sum((ln.pnl for ln in group), Decimal(0))),
+                _money(sum((ln.cost for ln in group), Decimal(0))),
+                _money(sum((ln.proceeds for ln in group), Decimal(0))),
+                _money(sum((ln.fees for ln in group), Decimal(0))),
+                _money(sum((ln.pnl for ln in group), Decimal(0))),
             )
         )
     header = ("strategy", "instrument", "lots", "cost", "proceeds", "fees", "pnl")
     out = table(f"Realised P&L of closed lots, {span} (fees included)", header, rows)
     if lines:
         total = sum((ln.pnl for ln in lines), Decimal(0))
-        out += f"\n  total: {num(_signed(total) or Decimal(0))}"
+        out += f"\n  total: {num(_money(total) or Decimal(0))}"
     return out
 
 
@@ -251,7 +260,7 @@ def orders_json(found: list[OrderView]) -> str:
 
 
 def status_text(doc: dict[str, Any]) -> str:
-    out = [f"Limitflow status at {doc['now']} (counts since {doc['since']})", ""]
+    out = [f"Limitflow status at {when(doc['now'])} (counts since {when(doc['since'])})", ""]
     paused = doc["paused"]
     out.append("Buys: " + ("; ".join(paused) if paused else "running (no pause switch is on)"))
     recon = doc["reconciliation"]
@@ -264,7 +273,9 @@ def status_text(doc: dict[str, Any]) -> str:
         )
     )
     feed = doc["feed_last_record"]
-    out.append(f"Feed: last record {feed}" if feed else "Feed: no record (closest approaches)")
+    out.append(
+        f"Feed: last record {when(feed)}" if feed else "Feed: no record yet (closest approaches)"
+    )
     out.append("")
     counts = doc["window"]
     out.append(table("Signals", ("signal", "count"), sorted(counts["signals"].items())))

@@ -91,7 +91,7 @@ def test_positions_values_each_open_lot_at_the_last_price(engine: Engine, cli: C
     assert Decimal(shown["value"]) == value
     assert Decimal(shown["unrealised"]) == value - lot.cost  # exact on both databases
     text = cli("positions").stdout
-    assert f"{lot.id}  BTC-USDT" in text and "unrealised total: 0.16" in text
+    assert f"{lot.id}  BTC-USDT" in text and "unrealised total: 0.1563" in text
 
 
 def test_positions_without_a_price_still_lists_the_lot(engine: Engine, cli: Cli) -> None:
