@@ -8,6 +8,8 @@ run, a bare ``orjson.loads`` loop over the same messages; the ratio is what to c
 Rates are per CPU second of this (single-threaded) process, which is what "per core" means;
 on a shared machine the wall clock also counts the time other processes held the core, so
 the wall-clock rate is printed too, for reference only.
+
+``--approach`` also tracks the closest approaches as the daemon does (``feed.approach``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from decimal import Decimal
 
 import orjson
 
+from feed.approach import ApproachTracker
 from feed.engine import Engine
 from worker.domain.money import InstrumentRules
 from worker.signals import BuySignal, SellSignal
@@ -58,7 +61,7 @@ def messages(n: int, k: int, seed: int = 1) -> list[bytes]:
     return out
 
 
-def engine(k: int, published: list[BuySignal | SellSignal]) -> Engine:
+def engine(k: int, published: list[BuySignal | SellSignal], approach: bool = False) -> Engine:
     rules = [
         InstrumentRules(
             f"C{i}-USDT", Decimal("0.0001"), Decimal("0.0001"), Decimal("0.001"), f"C{i}", "USDT"
@@ -68,6 +71,8 @@ def engine(k: int, published: list[BuySignal | SellSignal]) -> Engine:
     eng = Engine(rules, StrategyConfig(), published.append)
     for r in rules:
         eng.seed_hour_open(r.inst_id, T0, Decimal("100"))
+    if approach:
+        eng.approach = ApproachTracker(eng.config, eng.batch_state, "bench", eng.states)
     return eng
 
 
@@ -87,6 +92,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--instruments", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--approach", action="store_true", help="track closest approaches")
     args = parser.parse_args()
     msgs = messages(args.messages, args.instruments)
 
@@ -100,7 +106,7 @@ def main() -> None:
 
     def evaluated(batch: list[bytes]) -> None:
         published.clear()
-        eng = engine(args.instruments, published)  # fresh state: every run fires the same
+        eng = engine(args.instruments, published, args.approach)  # fresh: every run the same
         engines.append(eng)
         handle = eng.handle_raw
         for m in batch:
@@ -109,7 +115,8 @@ def main() -> None:
     bare_rate, bare_wall = best_rates(bare, msgs, args.repeat)
     feed_rate, feed_wall = best_rates(evaluated, msgs, args.repeat)
     eng = engines[-1]
-    print(f"messages         {len(msgs)} ({args.instruments} instruments, 4 strategies)")
+    tracked = ", closest approaches tracked" if args.approach else ""
+    print(f"messages         {len(msgs)} ({args.instruments} instruments, 4 strategies{tracked})")
     print(f"signals          {len(published)} ({eng.buys} buys, skipped {eng.skipped})")
     print(f"bad input        {sum(eng.bad.values())}")
     print(f"orjson.loads     {bare_rate:,.0f} msg/s per CPU second  (wall clock {bare_wall:,.0f})")

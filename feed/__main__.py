@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterable
 from types import FrameType
 
+from feed.approach import ApproachSink
 from feed.daemon import Feed, FeedError
 from feed.engine import Engine, Publish
 from feed.logs import configure_logging, log_event
@@ -67,6 +68,23 @@ def _alert_reconnect_loop(conn: str, reconnects: int, reason: str) -> None:
     )
 
 
+def _approach_store(settings: Settings) -> ApproachSink:
+    from worker.ledger.approaches import ApproachStore
+
+    return ApproachStore.from_url(settings.database_url)
+
+
+def _check_stores(settings: Settings, app: object) -> None:
+    """The broker carries the signals; the database holds positions and closest approaches."""
+    from worker import preflight
+
+    try:
+        preflight.check_broker(app, settings.broker_url, retries=2)
+        preflight.check_database(settings.database_url)
+    except preflight.StoreUnreachable as exc:
+        preflight.exit_unreachable(exc, "feed")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m feed", description=__doc__.splitlines()[0])
     parser.add_argument("--record", metavar="FILE", help="append every received message (JSONL)")
@@ -87,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from worker.app import app
 
+        _check_stores(settings, app)
         publish = publisher = CeleryPublisher(app)
     feed = Feed(
         settings,
@@ -94,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         positions=lambda: _positions_source(settings),
         record_path=args.record,
         on_reconnect_loop=_alert_reconnect_loop,
+        approaches=None if args.dry_run else _approach_store(settings),
     )
     metrics.serve_process(settings, "feed", metrics.FeedCollector(feed, publisher))
 

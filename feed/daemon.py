@@ -3,7 +3,8 @@
 Threads: one per websocket connection (tickers on the public endpoint, candle1H on the
 business endpoint, each sharded by ``max_args_per_connection``), one that seeds hour opens
 from REST candles at start, and one housekeeping thread that refreshes the view of open
-positions, checks time exits, flushes the recording and logs counters.
+positions, checks time exits, writes the closest approaches (``feed.approach``) in batches,
+flushes the recording and logs counters.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
+from feed.approach import ApproachSink, ApproachTracker, CoverageSampler
 from feed.connection import Connection, OnReconnectLoop, Timing
 from feed.engine import Engine, Publish
 from feed.logs import log_event
@@ -27,6 +31,9 @@ from worker.domain.money import InstrumentRules
 from worker.settings import Settings
 
 PositionsSource = Callable[[], Iterable[Position]]
+# Every this many saves of ended buckets, the running ones are written too (a minute apart by
+# default): "why" can answer about the current hour before it ends.
+RUNNING_EVERY = 6
 
 
 class FeedError(Exception):
@@ -48,6 +55,8 @@ class Feed:
         stats_every: float = 60.0,
         max_args_per_connection: int = 1000,
         on_reconnect_loop: OnReconnectLoop | None = None,
+        approaches: ApproachSink | None = None,
+        approaches_every: float = 10.0,
     ) -> None:
         self.settings = settings
         self.publish = publish
@@ -60,6 +69,10 @@ class Feed:
         self.stats_every = stats_every
         self.max_args = max_args_per_connection
         self.on_reconnect_loop = on_reconnect_loop
+        self.approaches = approaches
+        self.approaches_every = approaches_every
+        self.run_id = uuid.uuid4().hex[:16]
+        self.coverage = CoverageSampler(self.run_id)
         self.stop_event = threading.Event()
         self.ready = threading.Event()
         self.engine: Engine | None = None
@@ -97,6 +110,10 @@ class Feed:
             fee_rate_bound=self.settings.FEE_RATE_BOUND,
             max_order_usdt=self.settings.MAX_ORDER_USDT,
         )
+        if self.approaches is not None:
+            self.engine.approach = ApproachTracker(
+                self.settings.strategies, self.engine.batch_state, self.run_id, self.engine.states
+            )
         inst_ids = [r.inst_id for r in rules]
         limiter = RateLimiter(CONNECTS_PER_SECOND, 1.0)
         for n, start in enumerate(range(0, len(inst_ids), self.max_args)):
@@ -142,6 +159,10 @@ class Feed:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self.engine is not None:
+            if self.engine.approach is not None:
+                self.coverage.sample(self.engine.states)
+            self._save_approaches(self.engine, running=True)  # what the running buckets saw
         if self.recorder is not None:
             self.recorder.close()
         if self._owns_rest:
@@ -221,16 +242,53 @@ class Feed:
         engine.set_positions(held)
         engine.check_time_exits(int(time.time() * 1000))
 
+    def _save_approaches(self, engine: Engine, running: bool) -> None:
+        """Write the closest approaches of the buckets that ended (and, with ``running``, of
+        those still running): one batch, taken under the engine's lock, written outside it."""
+        tracker = engine.approach
+        if tracker is None or self.approaches is None:
+            return
+        now = datetime.now(UTC)
+        with engine.lock:
+            approaches = tracker.drain(now, running)
+        coverage = self.coverage.drain(now, running)
+        try:
+            self.approaches.save(approaches, coverage)
+        except Exception as exc:  # database drivers share no root; "why" loses this batch only
+            log_event(
+                "feed.approaches_failed", logging.WARNING, rows=len(approaches), error=repr(exc)
+            )
+
+    def _prune_approaches(self) -> None:
+        if self.approaches is None:
+            return
+        days = self.settings.APPROACH_RETENTION_DAYS
+        try:
+            self.approaches.prune(datetime.now(UTC) - timedelta(days=days))
+        except Exception as exc:  # database drivers share no root; the next run retries
+            log_event("feed.approaches_prune_failed", logging.WARNING, error=repr(exc))
+
     def _housekeeping(self) -> None:
         engine = self.engine
         assert engine is not None
         now = time.monotonic()
         next_positions, next_stats = now, now + self.stats_every
+        next_save, saves = now + self.approaches_every, 0
+        # The running buckets are written every RUNNING_EVERY saves, old rows pruned hourly.
+        next_prune = now
         while True:
             now = time.monotonic()
             if now >= next_positions:
                 next_positions = now + self.positions_every
                 self._refresh_positions(engine)
+            if engine.approach is not None:
+                self.coverage.sample(engine.states)
+            if now >= next_save:
+                next_save, saves = now + self.approaches_every, saves + 1
+                self._save_approaches(engine, running=saves % RUNNING_EVERY == 0)
+            if now >= next_prune:
+                next_prune = now + 3600.0
+                self._prune_approaches()
             if now >= next_stats:
                 next_stats = now + self.stats_every
                 log_event("feed.stats", **engine.stats())

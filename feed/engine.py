@@ -19,6 +19,7 @@ import orjson
 import pydantic
 
 from feed import parse
+from feed.approach import ApproachTracker
 from feed.logs import RateLimitedLog, log_event
 from feed.parse import BadInput
 from feed.state import HOUR_MS, RANK_CANDLE, RANK_REST, InstrumentState
@@ -74,6 +75,7 @@ class Engine:
         self.sells = 0
         self.lock = threading.Lock()
         self._warn = RateLimitedLog(interval=10.0)
+        self.approach: ApproachTracker | None = None  # set by the daemon (feed.approach)
 
     # Input ---------------------------------------------------------------------------------
 
@@ -146,6 +148,8 @@ class Engine:
         if self.batch is not None:
             for cand in self.batch.evaluate(state, tick):
                 self._buy(cand, self.states[cand.inst_id], self.batch.params.order_usdt, tick.ts)
+        if self.approach is not None:
+            self.approach.observe(state, tick)
         held = self.positions.get(tick.inst_id)
         if held:
             for position in held:
@@ -188,6 +192,8 @@ class Engine:
             max_order_usdt=self.max_order_usdt,
         )
         signal_id = signal_id_for(cand.strategy, cand.inst_id, cand.bucket)
+        if self.approach is not None:
+            self.approach.fired(cand, ts, sized)
         if isinstance(sized, Unsizable):
             self.skipped[sized.reason] = self.skipped.get(sized.reason, 0) + 1
             log_event(

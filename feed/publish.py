@@ -22,8 +22,8 @@ from typing import Any, TextIO
 import orjson
 
 from feed.logs import log_event
-from worker.app import PROCESS_BUY_SIGNAL, PROCESS_SELL_SIGNAL
 from worker.signals import BuySignal, SellSignal, to_message
+from worker.task_names import PROCESS_BUY_SIGNAL, PROCESS_SELL_SIGNAL
 
 BUY_TASK = PROCESS_BUY_SIGNAL
 SELL_TASK = PROCESS_SELL_SIGNAL

@@ -41,6 +41,7 @@ class InstrumentState:
     """What the feed knows about one instrument right now."""
 
     __slots__ = (
+        "approach",
         "bid",
         "fired",
         "gap",
@@ -72,6 +73,7 @@ class InstrumentState:
         # changes once a day, and parsing decimals is the feed's largest cost).
         self.sod_text: str | None = None
         self.sod: Decimal | None = None
+        self.approach: Any = None  # this instrument's closest-approach record (feed.approach)
 
     def set_hour_open(self, hour_idx: int, px: Decimal, rank: int) -> bool:
         """Record ``px`` as the open of ``hour_idx`` unless a better source already did."""

@@ -29,10 +29,10 @@ from okxv5.keepalive import PING, Keepalive, ReconnectWatch
 from okxv5.parse import parse_order
 from okxv5.rest import Credentials
 from okxv5.signing import ws_login_signature
-from worker.app import APPLY_ORDER_UPDATE, SYNC_ACTIVE_ORDERS
 from worker.domain.errors import LimitflowError
 from worker.exchange.port import snapshot_to_message
 from worker.logs import log_event
+from worker.task_names import APPLY_ORDER_UPDATE, SYNC_ACTIVE_ORDERS
 
 log = logging.getLogger("limitflow.orders_stream")
 

@@ -12,7 +12,10 @@ from tests import builders, stores
 from worker.ledger.db import Ledger
 from worker.ledger.migrate import upgrade
 
-TABLES = "fills, signals, lots, orders, slots, engine_flags, leases"
+TABLES = (
+    "fills, signals, lots, orders, slots, engine_flags, leases, "
+    "closest_approaches, feed_coverage, reconcile_reports"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -23,20 +23,24 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
-from beat_schedule import PURGE_PENDING, SYNC_ACTIVE_ORDERS, beat_schedule
+from beat_schedule import beat_schedule
 from worker.amqp_broker import amqp_config, is_amqp, server_queue_type
 from worker.celery_logs import LimitflowCelery
 from worker.fs_broker import TRANSPORT as FS_TRANSPORT
 from worker.settings import Settings, get_settings
 
-# Task names are part of the public contract: producers call ``app.send_task(NAME, ...)``
-# without importing the worker's internals.
-PROCESS_BUY_SIGNAL = "limitflow.process_buy_signal"
-PROCESS_SELL_SIGNAL = "limitflow.process_sell_signal"
-APPLY_ORDER_UPDATE = "limitflow.apply_order_update"
-VERIFY_ORDER = "limitflow.verify_order"
-NOOP = "limitflow.noop"
-NOTIFY = "limitflow.notify"
+# Task names are part of the public contract (``worker.task_names``), re-exported here.
+from worker.task_names import (
+    APPLY_ORDER_UPDATE,
+    NOOP,
+    NOTIFY,
+    PROCESS_BUY_SIGNAL,
+    PROCESS_SELL_SIGNAL,
+    PURGE_PENDING,
+    SYNC_ACTIVE_ORDERS,
+    VERIFY_ORDER,
+)
+
 __all__ = [
     "APPLY_ORDER_UPDATE",
     "NOOP",
@@ -60,9 +64,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
     config_extra: dict[str, Any] = {}
     if settings.broker_url.startswith("filesystem://"):
+        # The folders are created on the first connection (``worker.fs_broker``).
         folder = settings.broker_folder
-        for sub in ("queue", "processed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
         transport = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),

@@ -79,7 +79,8 @@ class WorkerCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.seen: TTLCache[str, str] = TTLCache(max_entries, seen_ttl, clock)
-        self.busy: TTLCache[Slot, str] = TTLCache(max_entries, busy_ttl, clock)
+        # slot -> (reason, the facts behind it): a skip by the cache tells them too.
+        self.busy: TTLCache[Slot, tuple[str, str]] = TTLCache(max_entries, busy_ttl, clock)
 
     def remember_signal(self, signal_id: str, outcome: str) -> None:
         self.seen.put(signal_id, outcome)
@@ -87,10 +88,15 @@ class WorkerCache:
     def seen_outcome(self, signal_id: str) -> str | None:
         return self.seen.get(signal_id)
 
-    def mark_busy(self, slot: Slot, reason: str) -> None:
-        self.busy.put(slot, reason)
+    def mark_busy(self, slot: Slot, reason: str, detail: str = "") -> None:
+        self.busy.put(slot, (reason, detail))
 
     def busy_reason(self, slot: Slot) -> str | None:
+        entry = self.busy.get(slot)
+        return entry[0] if entry is not None else None
+
+    def busy_entry(self, slot: Slot) -> tuple[str, str] | None:
+        """``(reason, detail)`` when the slot was seen busy within the TTL."""
         return self.busy.get(slot)
 
     def slot_freed(self, slot: Slot) -> None:

@@ -5,6 +5,9 @@ the folder can take the file while it is still empty and fail to decode it (a wo
 embedded default then dies with ``JSONDecodeError``). Here a message is written to a hidden
 ``.NAME.QUEUE.msg.part`` file (which consumers skip) and renamed into place when complete;
 a rename within one folder is atomic, so a consumer sees whole messages or nothing.
+
+The folders are created when a channel opens, not when the Celery app is built: a command that
+only prints its ``--help`` creates nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ TRANSPORT = "worker.fs_broker:Transport"
 
 
 class Channel(filesystem.Channel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        options = self.transport_options
+        for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+            if options.get(key):
+                os.makedirs(options[key], exist_ok=True)
+
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         """Put a message on ``queue``: write it aside, then rename it into the queue."""
         name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"

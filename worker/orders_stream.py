@@ -7,15 +7,19 @@ Run one per account. Configuration comes from the environment (see ``worker.sett
 
 from __future__ import annotations
 
+import argparse
 import signal
 from types import FrameType
 
 from okxv5.private_stream import OrdersStream
 from okxv5.rest import Credentials
-from worker import metrics, notify
+from worker import metrics, notify, preflight
 from worker.banner import log_banner
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
+
+# A broker that comes up a moment after the process (compose) is waited for this many seconds.
+STARTUP_RETRIES = 2
 
 
 def build_stream(settings: Settings) -> OrdersStream:
@@ -41,11 +45,25 @@ def build_stream(settings: Settings) -> OrdersStream:
     )
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run until SIGINT or SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.orders_stream",
+        description=(__doc__ or "").split("\n\n", 1)[0].replace("``", ""),
+        epilog="Configuration comes from the environment: OKX_WS_PRIVATE_URL, OKX_API_KEY, "
+        "OKX_API_SECRET, OKX_API_PASSPHRASE, OKX_DEMO, CELERY_BROKER_URL, LOG_FORMAT, LOG_LEVEL "
+        "(see the README). Run one per account; stop it with SIGINT or SIGTERM.",
+    )
+    parser.parse_args(argv)
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
     log_banner(settings, "orders_stream")
+    from worker.app import app
+
+    try:
+        preflight.check_broker(app, settings.broker_url, retries=STARTUP_RETRIES)
+    except preflight.StoreUnreachable as exc:
+        preflight.exit_unreachable(exc, "orders stream")
     stream = build_stream(settings)
     metrics.serve_process(settings, "orders_stream", metrics.OrdersStreamCollector(stream))
 

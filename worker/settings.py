@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     FEE_RATE_BOUND: pydantic.condecimal(ge=0, lt=Decimal("0.1")) = DEFAULT_FEE_RATE_BOUND  # type: ignore[valid-type]
     STRATEGY_CONFIG: str = ""
     INSTRUMENTS: str = "BTC-USDT,ETH-USDT"
+    # How long the feed's closest approaches and coverage are kept (``python -m worker why``).
+    APPROACH_RETENTION_DAYS: int = Field(default=14, gt=0)
 
     # Logs: "text" (key=value) or "json".
     LOG_FORMAT: Literal["text", "json"] = "text"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -160,4 +161,32 @@ def to_message(signal: BuySignal | SellSignal) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in signal.model_dump(exclude_none=True).items():
         out[key] = format(value, "f") if isinstance(value, Decimal) else value
+    return out
+
+
+# Epoch milliseconds of 2001-09-09: a time below it was given in seconds, not milliseconds.
+_MILLIS_FLOOR = 1_000_000_000_000
+
+
+def time_warnings(message: dict[str, Any], ttl_seconds: int, now_ms: int) -> list[str]:
+    """What looks wrong with a valid signal's times (``enqueue`` warns, then sends it)."""
+    from worker.domain.describe import age, when
+
+    out: list[str] = []
+    created = message.get("created_at")
+    if not isinstance(created, int):
+        return out
+    if created < _MILLIS_FLOOR:
+        out.append(
+            f"created_at {created} looks like seconds, not milliseconds "
+            f"(in milliseconds: {created * 1000})"
+        )
+    if message.get("kind") == "buy":
+        expires = message.get("expires_at") or created + ttl_seconds * 1000
+        if now_ms > expires:
+            out.append(
+                f"this buy signal expired {age((now_ms - expires) / 1000)} ago (at "
+                f"{when(datetime.fromtimestamp(expires / 1000, UTC))}): the workers will "
+                "record it as expired and not buy"
+            )
     return out

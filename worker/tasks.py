@@ -28,7 +28,7 @@ from celery.signals import (
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
-from worker import metrics
+from worker import metrics, preflight
 from worker.app import (
     APPLY_ORDER_UPDATE,
     NOOP,
@@ -43,7 +43,7 @@ from worker.app import (
 )
 from worker.banner import log_banner
 from worker.domain.errors import ExchangeError, Retryable
-from worker.logs import configure_logging, log_event, mask_passwords
+from worker.logs import configure_logging, log_event
 from worker.notify import DeliveryFailed, deliver, reconcile_alert
 from worker.runtime import get_runtime
 from worker.services import reconcile
@@ -198,7 +198,8 @@ def noop() -> str:
 
 @worker_init.connect
 def _check_database(sender: Any = None, **_: Any) -> None:
-    """Refuse to start on a database that is not migrated, saying what to run."""
+    """Refuse to start on a database that is not migrated, or on a store that cannot be
+    reached, saying which one and what to do."""
     from worker.ledger.db import make_engine
     from worker.ledger.migrate import NotMigrated, check_migrated
 
@@ -210,6 +211,11 @@ def _check_database(sender: Any = None, **_: Any) -> None:
         hostname=getattr(sender, "hostname", "?"),
         concurrency=getattr(sender, "concurrency", "?"),
     )
+    try:
+        preflight.check_database(settings.database_url)
+        preflight.check_broker(app, settings.broker_url, retries=STARTUP_RETRIES)
+    except preflight.StoreUnreachable as exc:
+        _refuse_start("worker", exc)
     metrics.serve_worker(settings)  # before the pool starts: one port for all its processes
     engine = make_engine(settings.database_url)
     try:
@@ -218,16 +224,18 @@ def _check_database(sender: Any = None, **_: Any) -> None:
         print(f"limitflow: worker not started: {exc}", file=sys.stderr, flush=True)
         os._exit(3)  # celery swallows exceptions raised by signal handlers
     except OperationalError as exc:
-        where = mask_passwords(settings.database_url)
-        print(
-            f"limitflow: worker not started: cannot reach the database {where}: "
-            f"{mask_passwords(str(exc.orig))}",
-            file=sys.stderr,
-            flush=True,
-        )
-        os._exit(3)
+        _refuse_start("worker", preflight.database_unreachable(settings.database_url, exc))
     finally:
         engine.dispose()
+
+
+# A store that comes up a moment after the process (compose) is waited for this many seconds.
+STARTUP_RETRIES = 2
+
+
+def _refuse_start(process: str, exc: preflight.StoreUnreachable) -> None:
+    print(f"limitflow: {process} not started: {exc}", file=sys.stderr, flush=True)
+    os._exit(preflight.EXIT_UNREACHABLE)  # celery swallows exceptions raised by signal handlers
 
 
 @worker_process_init.connect
@@ -286,6 +294,10 @@ def _beat_ready(**_: Any) -> None:
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
     log_banner(settings, "beat")
+    try:
+        preflight.check_broker(app, settings.broker_url, retries=STARTUP_RETRIES)
+    except preflight.StoreUnreachable as exc:
+        _refuse_start("beat", exc)
     interval = settings.MEMORY_SYNC_INTERVAL_SECONDS
     log_event(log, "beat.ready", interval_seconds=interval, periodic_tasks=interval > 0)
     _warn_if_periodic_off("beat")

@@ -21,18 +21,31 @@ STRATEGY = "batch_buy_ws"
 class BatchState:
     """The instruments down at least ``drop_pct`` this hour; reset when the hour turns."""
 
-    __slots__ = ("bought", "deep", "hour_idx")
+    __slots__ = ("bought", "deep", "hour_idx", "peak", "peaks")
 
     def __init__(self) -> None:
         self.hour_idx = -1
         # inst_id -> (last / hour_open, last): only instruments that are deep right now.
         self.deep: dict[str, tuple[Decimal, Decimal]] = {}
         self.bought: set[str] = set()
+        # The most instruments deep at once this hour (how close the batch came to
+        # ``min_count``), and in the hours before (hour -> peak, the last few).
+        self.peak = 0
+        self.peaks: dict[int, int] = {}
 
     def roll(self, hour: int) -> None:
+        if self.hour_idx >= 0:
+            self.peaks[self.hour_idx] = self.peak
+            for old in [h for h in self.peaks if h < hour - 2]:
+                del self.peaks[old]
         self.hour_idx = hour
+        self.peak = 0
         self.deep.clear()
         self.bought.clear()
+
+    def peak_of(self, hour: int) -> int | None:
+        """The most instruments deep at once in ``hour``, if it is this hour or a recent one."""
+        return self.peak if hour == self.hour_idx else self.peaks.get(hour)
 
 
 def _depth_key(item: tuple[str, tuple[Decimal, Decimal]]) -> tuple[Decimal, str]:
@@ -68,10 +81,13 @@ class Batch:
         if tick.last > hour_open * self.keep:
             batch.deep.pop(inst_id, None)
             return []
-        batch.deep[inst_id] = (tick.last / hour_open, tick.last)
+        deep = batch.deep
+        deep[inst_id] = (tick.last / hour_open, tick.last)
+        if len(deep) > batch.peak:
+            batch.peak = len(deep)
         params = self.params
         room = params.max_count - len(batch.bought)
-        if len(batch.deep) < params.min_count or room <= 0:
+        if len(deep) < params.min_count or room <= 0:
             return []
         out: list[Candidate] = []
         bucket = hour_bucket(hour)

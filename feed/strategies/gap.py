@@ -46,7 +46,8 @@ class GapWindow:
         oldest = slot - self.nslots
         while entries[0][0] <= oldest:
             entries.popleft()
-        return entries[0][1]
+        high = self.high = entries[0][1]
+        return high
 
     def __len__(self) -> int:
         return len(self._entries)

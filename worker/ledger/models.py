@@ -315,3 +315,64 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64), default="")
     expires_at: Mapped[datetime]
+
+
+class ClosestApproach(Base):
+    """How close a strategy came to buying an instrument in one trigger bucket, as the feed saw
+    it (``feed.approach``): the deepest the price went below the strategy's reference.
+
+    The feed writes its rows in batches when buckets end (and refreshes the running bucket's
+    row now and then), one row per feed run: a restart mid-bucket leaves two rows, which
+    ``why`` merges. Rows older than ``APPROACH_RETENTION_DAYS`` are deleted.
+    """
+
+    __tablename__ = "closest_approaches"
+    __table_args__ = (Index("ix_closest_approaches_end", "bucket_end"),)
+
+    strategy: Mapped[str] = mapped_column(String(32), primary_key=True)
+    inst_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the feed process
+    bucket: Mapped[str] = mapped_column(String(32))  # the bucket as named in signal ids
+    bucket_end: Mapped[datetime]
+    # What the trigger is measured from (hour open, trailing high, sodUtc0), and the last
+    # price at the closest approach; None while the reference was unknown.
+    reference: Mapped[Decimal | None]
+    closest: Mapped[Decimal | None]
+    closest_at: Mapped[datetime | None]
+    trigger: Mapped[Decimal]  # the drop below the reference that fires (drop_pct, gap_pct)
+    fired_at: Mapped[datetime | None]  # when the feed produced a buy in this bucket
+    peak_count: Mapped[int | None] = mapped_column(Integer)  # batch: most down at once
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    first_tick_at: Mapped[datetime]  # the first ticker of the bucket this feed run heard
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)  # watched to the bucket's end
+    updated_at: Mapped[datetime]
+
+
+class FeedCoverage(Base):
+    """When the feed heard an instrument's tickers, per UTC hour and feed run: what tells
+    "the feed was down 08:10-08:40" and "that instrument is not subscribed" apart."""
+
+    __tablename__ = "feed_coverage"
+    __table_args__ = (Index("ix_feed_coverage_hour", "hour_start"),)
+
+    inst_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Sampled once a second from the feed's state: exact to about a second.
+    first_tick_at: Mapped[datetime]
+    last_tick_at: Mapped[datetime]
+    # The longest silence between two tickers within the hour.
+    gap_start: Mapped[datetime | None]
+    gap_end: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class ReconcileReport(Base):
+    """The last report of each reconcile task (``sync_active_orders``, ``purge_pending``)."""
+
+    __tablename__ = "reconcile_reports"
+
+    task: Mapped[str] = mapped_column(String(32), primary_key=True)
+    finished_at: Mapped[datetime]
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)

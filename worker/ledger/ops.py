@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    or_,
     select,
     true,
     update,
@@ -154,7 +155,11 @@ def _blocker_query(lock_positions: bool) -> Select[Any]:
         # failed, or canceled or expired unfilled bought nothing. (A cast, not a comparison
         # of the money column with a number: correct however a database stores decimals.)
         exists().where(recent, sql_cast(Order.filled_sz, Float) > 0),
-        exists().where(EngineFlag.name == "paused", EngineFlag.enabled.is_(True)),
+        # The switch for every buy, or the one for this strategy (``worker.ledger.switches``).
+        exists().where(
+            or_(EngineFlag.name == "paused", EngineFlag.name == bindparam("pause_flag")),
+            EngineFlag.enabled.is_(True),
+        ),
     ]
     if lock_positions:
         columns.append(func.pg_advisory_xact_lock(POSITIONS_LOCK))
@@ -178,7 +183,8 @@ def slot_blocker(
     signal_id: str | None = None,
 ) -> str | None:
     """Why the slot cannot buy now, or None: ``duplicate`` (``signal_id`` already recorded),
-    ``slot_busy``, ``unsold_lot``, ``cooldown``, ``paused``, in that order of precedence.
+    ``slot_busy``, ``unsold_lot``, ``cooldown``, ``paused`` (every buy, or this strategy's),
+    in that order of precedence (``worker.ledger.facts`` tells the facts behind each).
     One round trip to the database, which on PostgreSQL also takes the transaction-wide
     positions lock that ``open_positions_count`` needs.
     """
@@ -186,7 +192,13 @@ def slot_blocker(
     since = now - timedelta(seconds=guard_seconds) if guard_seconds > 0 else now
     row = session.execute(
         BLOCKER_QUERY[ledger.sqlite],
-        {"inst_id": inst_id, "strategy": strategy, "since": since, "signal_id": signal_id or ""},
+        {
+            "inst_id": inst_id,
+            "strategy": strategy,
+            "since": since,
+            "signal_id": signal_id or "",
+            "pause_flag": f"paused:{strategy}",
+        },
     ).one()
     hits = row[: len(BLOCKER_REASONS)]
     return next((reason for reason, hit in zip(BLOCKER_REASONS, hits, strict=True) if hit), None)
@@ -328,11 +340,6 @@ def admit(
     )
     admitted: int | None = session.execute(ADMIT, values).scalar_one_or_none()
     return admitted
-
-
-def is_paused(session: Session) -> bool:
-    flag = session.get(EngineFlag, "paused")
-    return bool(flag and flag.enabled)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,11 +13,12 @@ import orjson
 
 from worker import metrics
 from worker.domain.deadlines import placement_deadline, to_epoch_ms
+from worker.domain.describe import when
 from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
 from worker.domain.sizing import Unsizable, size_buy
-from worker.ledger import ops
+from worker.ledger import facts, ops
 from worker.runtime import Runtime
 from worker.services.orders import Intent, send
 from worker.settings import Settings
@@ -109,14 +111,19 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
     if not settings.strategies.params(signal.strategy).enabled:
         # The feed sends nothing for it; a signal sent by hand or by a webhook stops here.
         return skip("disabled", f"{signal.strategy} has enabled = false in STRATEGY_CONFIG")
-    if signal.is_expired(settings.SIGNAL_TTL_SECONDS, int(now.timestamp() * 1000)):
-        return skip("expired")
+    now_ms = int(now.timestamp() * 1000)
+    if signal.is_expired(settings.SIGNAL_TTL_SECONDS, now_ms):
+        return skip(
+            "expired", _late(signal, settings.SIGNAL_TTL_SECONDS, now_ms, "a worker took it")
+        )
     if rt.cache.seen_outcome(signal.signal_id) is not None:
         return BuyResult(signal.signal_id, slot_name, "duplicate", "cached")
-    busy = rt.cache.busy_reason(slot)
+    busy = rt.cache.busy_entry(slot)
     if busy is not None:
         # Cheap, lock-free record; final like any other outcome of this signal.
-        return skip("cached_busy", f"cache said {busy}")
+        seen, why = busy
+        ttl = rt.cache.busy.ttl
+        return skip("cached_busy", f"this worker saw the slot {seen} within {ttl:g} s: {why}")
 
     try:
         rules = rt.rules(signal.inst_id)
@@ -143,10 +150,15 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
             return BuyResult(signal.signal_id, slot_name, "duplicate", "recorded")
         detail = ""
         now_ms = to_epoch_ms(locked_at)
+        if reason is not None:
+            # Only a refusal pays for its facts, under the lock that decided it.
+            detail = facts.blocker_detail(
+                s, reason, *slot, locked_at, settings.BUY_GUARD_WINDOW_SECONDS
+            )
         if reason is None and signal.is_expired(settings.SIGNAL_TTL_SECONDS, now_ms):
             # It waited for the lock past its expiry: perishable, never executed late.
-            late_ms = now_ms - signal.expiry_ms(settings.SIGNAL_TTL_SECONDS)
-            reason, detail = "expired", f"expired {late_ms} ms before the slot lock was taken"
+            ttl = settings.SIGNAL_TTL_SECONDS
+            reason, detail = "expired", _late(signal, ttl, now_ms, "the slot lock was taken")
         if reason is None and size_problem:
             reason, detail = size_problem
         limit = settings.MAX_OPEN_POSITIONS
@@ -157,7 +169,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
                 rt.ledger, s, signal, locked_at, cl_ord_id, px, sz, limit, deadline
             )
             if order_id is None:
-                reason, detail = "risk_limit", f"MAX_OPEN_POSITIONS={limit}"
+                reason, detail = "risk_limit", facts.positions_detail(s, limit)
             else:
                 intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id)
                 metrics.order_state("buy", "pending_submit")
@@ -166,13 +178,27 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
     rt.cache.remember_signal(signal.signal_id, "recorded")
     if reason is not None:
         if reason in ("slot_busy", "unsold_lot", "cooldown"):
-            rt.cache.mark_busy(slot, reason)
+            rt.cache.mark_busy(slot, reason, detail)
         return BuyResult(signal.signal_id, slot_name, "skipped", reason)
-    rt.cache.mark_busy(slot, "slot_busy")
+    rt.cache.mark_busy(slot, "slot_busy", f"order {cl_ord_id} was placed for {signal.signal_id}")
     state = send(rt, intent)
     if state == "live":
         metrics.tick_to_order(signal.created_at)
     return BuyResult(signal.signal_id, slot_name, "accepted", order_state=state)
+
+
+def _late(signal: BuySignal, ttl_seconds: int, now_ms: int, before: str) -> str:
+    """How late an expired signal was, and by which expiry."""
+    expiry = signal.expiry_ms(ttl_seconds)
+    rule = "its expires_at" if signal.expires_at else f"SIGNAL_TTL_SECONDS={ttl_seconds}"
+    return (
+        f"expired {now_ms - expiry} ms before {before} (created {when(_utc(signal.created_at))}, "
+        f"expiry {when(_utc(expiry))} by {rule})"
+    )
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def _order_size(

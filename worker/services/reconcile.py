@@ -20,6 +20,7 @@ from worker.domain.ids import CL_ORD_PREFIX
 from worker.domain.orders import INFERRED_STATES, OPEN_STATES, OrderState
 from worker.exchange.port import OrderSnapshot
 from worker.ledger.models import ORPHAN, Lot, Order
+from worker.ledger.reports import save_report
 from worker.logs import log_event
 from worker.runtime import Runtime
 from worker.services.orders import lock_order, lookup
@@ -122,6 +123,7 @@ def sync_active_orders(rt: Runtime) -> dict[str, Any]:
         rt.cache.clear()
         rt.events.publish_all()
         report = run.report(listing="ok" if pending is not None else "unavailable")
+        save_report(rt.ledger, "sync_active_orders", report, rt.now())
     log_event(log, "reconcile.sync", **report)
     return report
 
@@ -151,6 +153,7 @@ def purge_pending(rt: Runtime) -> dict[str, Any]:
 
         run.each("order", ids, purge_one)
         report = run.report()
+        save_report(rt.ledger, "purge_pending", report, rt.now())
     log_event(log, "reconcile.purge", **report)
     return report
 

@@ -108,7 +108,7 @@ def test_status_shows_it_and_settle_lot_sold_elsewhere_frees_the_slot(engine: En
     assert done.returncode != 0 and "not in needs_attention" in done.stderr
     for _ in range(REFUSALS):
         sync_active_orders(engine.rt)
-    status = orjson.loads(run_cli(engine, "status").stdout)
+    status = orjson.loads(run_cli(engine, "status", "--json").stdout)
     [shown] = status["needs_attention"]
     assert shown["lot_id"] == lot.id and shown["exit_refusals"] == REFUSALS
     assert "settle-lot" in shown["settle_with"]

@@ -61,7 +61,9 @@ def candle(inst_id: str, ts: int, open_px: str) -> dict[str, Any]:
 class Running:
     """A fake exchange and a feed daemon in threads."""
 
-    def __init__(self, tmp: Path, strategy: str, record: str | None = None) -> None:
+    def __init__(
+        self, tmp: Path, strategy: str, record: str | None = None, **feed_options: Any
+    ) -> None:
         self.server = FakeOkx(INSTRUMENTS, candle_open="100").start()
         self.server.candle_ts = str(T0)
         self.signals: list[BuySignal | SellSignal] = []
@@ -79,6 +81,7 @@ class Running:
             record_path=record,
             timing=FAST,
             positions_every=0.2,
+            **feed_options,
         )
         self._thread = threading.Thread(target=self.feed.run, daemon=True)
         self._thread.start()
