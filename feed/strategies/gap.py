@@ -30,7 +30,8 @@ class GapWindow:
         self.slot_ms = max(1, window_ms // SLOTS)
         self.nslots = -(-window_ms // self.slot_ms)
         self._entries: deque[tuple[int, Decimal]] = deque()
-        # The strategy's trigger price for the current maximum, kept until the maximum
+        # The maximum as of the last evaluation (``Gap.evaluate`` sets it; the closest-approach
+        # tracker reads it) and the strategy's trigger price for it, kept until the maximum
         # changes (most ticks do not change it: one multiplication saved per tick).
         self.high: Decimal | None = None
         self.limit = Decimal(0)
@@ -46,8 +47,7 @@ class GapWindow:
         oldest = slot - self.nslots
         while entries[0][0] <= oldest:
             entries.popleft()
-        high = self.high = entries[0][1]
-        return high
+        return entries[0][1]
 
     def __len__(self) -> int:
         return len(self._entries)
