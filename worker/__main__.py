@@ -98,9 +98,10 @@ def _set_paused(settings: Settings, args: argparse.Namespace, paused: bool) -> N
         print(f"limitflow: {who} paused since {_when(since)}{already}; sells continue")
     else:
         print(f"limitflow: {who} resumed" + ("" if changed else " (it was not paused)"))
+    buys = "buys" if strategy is None else f"buys of {strategy}"
     notify.alert(
         "paused" if paused else "resumed",
-        f"{who} paused (sells continue)" if paused else f"{who} resumed",
+        f"{buys} paused (sells continue)" if paused else f"{buys} resumed",
         settings=settings,
     )
     notify.flush()
