@@ -26,7 +26,7 @@ from feed.publish import CeleryPublisher, PrintPublisher
 from feed.record import replay
 from feed.rest import PublicRest, RestError, select_instruments
 from feed.strategies.exits import Position
-from worker import metrics, notify
+from worker import metrics_server, notify
 from worker.banner import log_banner
 from worker.settings import Settings, get_settings
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         on_reconnect_loop=_alert_reconnect_loop,
         approaches=None if args.dry_run else _approach_store(settings),
     )
-    metrics.serve_process(settings, "feed", metrics.FeedCollector(feed, publisher))
+    metrics_server.serve_process(settings, "feed", metrics_server.FeedCollector(feed, publisher))
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log_event("feed.stopping", signal=signal.Signals(signum).name)

@@ -13,7 +13,7 @@ from types import FrameType
 
 from okxv5.private_stream import OrdersStream
 from okxv5.rest import Credentials
-from worker import metrics, notify, preflight
+from worker import metrics_server, notify, preflight
 from worker.banner import log_banner
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except preflight.StoreUnreachable as exc:
         preflight.exit_unreachable(exc, "orders stream")
     stream = build_stream(settings)
-    metrics.serve_process(settings, "orders_stream", metrics.OrdersStreamCollector(stream))
+    metrics_server.serve_process(
+        settings, "orders_stream", metrics_server.OrdersStreamCollector(stream)
+    )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stream.stop()
