@@ -44,6 +44,9 @@ from worker.app import (
 )
 from worker.banner import log_banner
 from worker.domain.errors import ExchangeError, Retryable
+from worker.exchange.okx import OkxExchange
+from worker.ledger.db import make_engine
+from worker.ledger.migrate import NotMigrated, check_migrated
 from worker.logs import configure_logging, log_event
 from worker.notify import DeliveryFailed, deliver, reconcile_alert
 from worker.runtime import get_runtime, warm_up
@@ -201,8 +204,6 @@ def noop() -> str:
 def _check_database(sender: Any = None, **_: Any) -> None:
     """Refuse to start on a database that is not migrated, or on a store that cannot be
     reached, saying which one and what to do."""
-    from worker.ledger.db import make_engine
-    from worker.ledger.migrate import NotMigrated, check_migrated
 
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
@@ -295,7 +296,6 @@ def _check_clock() -> None:
     settings = get_settings()
     if settings.LIMITFLOW_EXCHANGE != "okx":
         return
-    from worker.exchange.okx import OkxExchange
 
     exchange = OkxExchange.from_settings(settings)
     try:
