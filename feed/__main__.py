@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         publish = PrintPublisher()
     else:
-        from worker.app import app
+        from worker.app import app  # only when publishing: --dry-run and --help build no app
 
         _check_stores(settings, app)
         publish = publisher = CeleryPublisher(app)

@@ -250,7 +250,7 @@ def cmd_flatten(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.app import app
+    from worker.app import app  # only enqueue needs the Celery app (it creates its folders)
 
     try:
         raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")

@@ -24,6 +24,7 @@ STARTUP_RETRIES = 2
 
 def build_stream(settings: Settings) -> OrdersStream:
     """Wire the stream to the Celery app of this process."""
+    # Here, not at the top (--help): importing worker.app builds the Celery app.
     from worker.app import app
 
     def publish(name: str, args: list[object]) -> None:
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
     log_banner(settings, "orders_stream")
+    # Here, not at the top (--help): importing worker.app builds the Celery app.
     from worker.app import app
 
     try:
