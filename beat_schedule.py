@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-SYNC_ACTIVE_ORDERS = "limitflow.sync_active_orders"
-PURGE_PENDING = "limitflow.purge_pending"
+from worker.task_names import PURGE_PENDING, SYNC_ACTIVE_ORDERS
+
+__all__ = ["PURGE_PENDING", "SYNC_ACTIVE_ORDERS", "beat_schedule"]
 
 
 def beat_schedule(interval_seconds: int) -> dict[str, dict[str, Any]]:

@@ -26,8 +26,10 @@ from feed.publish import CeleryPublisher, PrintPublisher
 from feed.record import replay
 from feed.rest import PublicRest, RestError, select_instruments
 from feed.strategies.exits import Position
-from worker import metrics, notify
+from worker import metrics_server, notify, preflight
 from worker.banner import log_banner
+from worker.ledger.approaches import ApproachStore
+from worker.positions import open_positions
 from worker.settings import Settings, get_settings
 
 
@@ -55,7 +57,6 @@ def _replay(settings: Settings, path: str) -> int:
 
 
 def _positions_source(settings: Settings) -> Iterable[Position]:
-    from worker.positions import open_positions
 
     return open_positions(settings)
 
@@ -69,14 +70,12 @@ def _alert_reconnect_loop(conn: str, reconnects: int, reason: str) -> None:
 
 
 def _approach_store(settings: Settings) -> ApproachSink:
-    from worker.ledger.approaches import ApproachStore
 
     return ApproachStore.from_url(settings.database_url)
 
 
 def _check_stores(settings: Settings, app: object) -> None:
     """The broker carries the signals; the database holds positions and closest approaches."""
-    from worker import preflight
 
     try:
         preflight.check_broker(app, settings.broker_url, retries=2)
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         publish = PrintPublisher()
     else:
-        from worker.app import app
+        from worker.app import app  # only when publishing: --dry-run and --help build no app
 
         _check_stores(settings, app)
         publish = publisher = CeleryPublisher(app)
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         on_reconnect_loop=_alert_reconnect_loop,
         approaches=None if args.dry_run else _approach_store(settings),
     )
-    metrics.serve_process(settings, "feed", metrics.FeedCollector(feed, publisher))
+    metrics_server.serve_process(settings, "feed", metrics_server.FeedCollector(feed, publisher))
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log_event("feed.stopping", signal=signal.Signals(signum).name)

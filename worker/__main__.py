@@ -22,18 +22,30 @@ import orjson
 from sqlalchemy import exc as sa_exc
 
 from worker import notify, preflight, render
+from worker.domain.describe import when
 from worker.domain.errors import CommandRefused, ConfigError, InvalidSignal
 from worker.domain.ids import STRATEGIES
-from worker.logs import mask_passwords
+from worker.domain.lots import Settlement
+from worker.exchange.factory import build_exchange
+from worker.ledger.db import Ledger
+from worker.ledger.migrate import NotMigrated, check_migrated, upgrade
+from worker.ledger.switches import pauses, set_paused
+from worker.logs import configure_logging, mask_passwords
+from worker.readmodels import open_lots, orders, realised_pnl, status_doc, value_positions
+from worker.runtime import Runtime
+from worker.services.emergency import cancel_buys, flatten
+from worker.services.lots import settle_lot
 from worker.settings import Settings, get_settings
+from worker.signals import INST_ID_RE, parse_buy, parse_sell, time_warnings
+from worker.slot_events import SlotEvents
+from worker.task_names import PROCESS_BUY_SIGNAL, PROCESS_SELL_SIGNAL
+from worker.why import why
 
 Command = Callable[[Settings, argparse.Namespace], None]
 
 
 def _ledger(settings: Settings) -> Any:
     """The ledger, once the database is known to be reachable and current."""
-    from worker.ledger.db import Ledger
-    from worker.ledger.migrate import NotMigrated, check_migrated
 
     url = settings.database_url
     preflight.check_database_exists(url)
@@ -64,7 +76,6 @@ def _now() -> datetime:
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
-    from worker.ledger.migrate import NotMigrated, upgrade
 
     url = settings.database_url
     if not url.startswith("sqlite"):
@@ -82,7 +93,6 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
 
 
 def _set_paused(settings: Settings, args: argparse.Namespace, paused: bool) -> None:
-    from worker.ledger.switches import pauses, set_paused
 
     strategy: str | None = args.strategy
     ledger = _ledger(settings)
@@ -122,7 +132,6 @@ def cmd_resume(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.readmodels import status_doc
 
     now = _now()
     since = args.since or now - timedelta(hours=24)
@@ -132,7 +141,6 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_why(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.why import why
 
     now = _now()
     at = args.at or now
@@ -149,8 +157,6 @@ def cmd_why(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_positions(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.exchange.factory import build_exchange
-    from worker.readmodels import open_lots, value_positions
 
     with _session(settings) as s:
         lots = open_lots(s, args.inst)
@@ -167,7 +173,6 @@ def cmd_positions(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_pnl(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.readmodels import realised_pnl
 
     with _session(settings) as s:
         lines = realised_pnl(s, args.since)
@@ -175,7 +180,6 @@ def cmd_pnl(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_orders(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.readmodels import orders
 
     with _session(settings) as s:
         found = orders(s, args.state or (), args.inst, args.strategy, args.limit)
@@ -188,10 +192,6 @@ def cmd_orders(settings: Settings, args: argparse.Namespace) -> None:
 def _runtime(settings: Settings) -> Any:
     """A runtime for a command: the exchange, the ledger; follow-up lookups are left to
     reconciliation (a command does not wait for them)."""
-    from worker.exchange.factory import build_exchange
-    from worker.logs import configure_logging
-    from worker.runtime import Runtime
-    from worker.slot_events import SlotEvents
 
     configure_logging(settings.LOG_FORMAT, "WARNING")
     return Runtime(
@@ -204,7 +204,6 @@ def _runtime(settings: Settings) -> Any:
 
 
 def _buys_still_run(settings: Settings) -> None:
-    from worker.ledger.switches import pauses
 
     with _session(settings) as s:
         on = [p for p in pauses(s) if p.strategy is None]
@@ -216,7 +215,6 @@ def _buys_still_run(settings: Settings) -> None:
 
 
 def cmd_cancel_buys(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.services.emergency import cancel_buys
 
     rt = _runtime(settings)
     try:
@@ -235,7 +233,6 @@ def cmd_cancel_buys(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_flatten(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.services.emergency import flatten
 
     rt = _runtime(settings)
     try:
@@ -254,9 +251,7 @@ def cmd_flatten(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.app import app
-    from worker.signals import parse_buy, parse_sell, time_warnings
-    from worker.task_names import PROCESS_BUY_SIGNAL, PROCESS_SELL_SIGNAL
+    from worker.app import app  # only enqueue needs the Celery app (it creates its folders)
 
     try:
         raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
@@ -286,9 +281,6 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_settle_lot(settings: Settings, args: argparse.Namespace) -> None:
-    from worker.domain.lots import Settlement
-    from worker.services.lots import settle_lot
-    from worker.slot_events import SlotEvents
 
     if args.sold_elsewhere is not None:
         action, px = Settlement.SOLD_ELSEWHERE.value, _price(args.sold_elsewhere)
@@ -353,7 +345,6 @@ def parse_time(text: str) -> datetime:
 
 
 def _instrument(text: str) -> str:
-    from worker.signals import INST_ID_RE
 
     inst = text.strip().upper()
     if not INST_ID_RE.match(inst):
@@ -366,7 +357,6 @@ def _json(p: argparse.ArgumentParser) -> None:
 
 
 def _when(dt: datetime) -> str:
-    from worker.domain.describe import when
 
     return when(dt)
 

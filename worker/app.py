@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
 
 from beat_schedule import beat_schedule
 from worker.amqp_broker import amqp_config, is_amqp, server_queue_type
@@ -117,24 +116,3 @@ def make_app(settings: Settings) -> Celery:
 
 
 app = make_app(get_settings())
-
-
-# Warm start: the first order after a start must be no slower than the others. Each process
-# that runs tasks prepares its runtime (instrument table, HTTP and database connections) before
-# it takes its first task: prefork and solo pool processes when they start; a threads pool's
-# one process when the worker is ready (its pool sends no worker_process_init).
-def _warm_up_pool_process(**_: Any) -> None:
-    from worker.runtime import warm_up
-
-    warm_up()
-
-
-def _warm_up_threads_pool(sender: Any = None, **_: Any) -> None:
-    if type(getattr(sender, "pool", None)).__module__ == "celery.concurrency.thread":
-        from worker.runtime import warm_up
-
-        warm_up()
-
-
-worker_process_init.connect(_warm_up_pool_process, weak=False)
-worker_ready.connect(_warm_up_threads_pool, weak=False)

@@ -58,6 +58,7 @@ class _Sender:
         self.thread.start()
 
     def _run(self) -> None:
+        # Here, not at the top: importing worker.app builds the Celery app (and its folders).
         from worker.app import NOTIFY, app
 
         while True:

@@ -13,7 +13,7 @@ from types import FrameType
 
 from okxv5.private_stream import OrdersStream
 from okxv5.rest import Credentials
-from worker import metrics, notify, preflight
+from worker import metrics_server, notify, preflight
 from worker.banner import log_banner
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
@@ -24,6 +24,7 @@ STARTUP_RETRIES = 2
 
 def build_stream(settings: Settings) -> OrdersStream:
     """Wire the stream to the Celery app of this process."""
+    # Here, not at the top (--help): importing worker.app builds the Celery app.
     from worker.app import app
 
     def publish(name: str, args: list[object]) -> None:
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL)
     log_banner(settings, "orders_stream")
+    # Here, not at the top (--help): importing worker.app builds the Celery app.
     from worker.app import app
 
     try:
@@ -65,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except preflight.StoreUnreachable as exc:
         preflight.exit_unreachable(exc, "orders stream")
     stream = build_stream(settings)
-    metrics.serve_process(settings, "orders_stream", metrics.OrdersStreamCollector(stream))
+    metrics_server.serve_process(
+        settings, "orders_stream", metrics_server.OrdersStreamCollector(stream)
+    )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stream.stop()

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from worker.domain.errors import LimitflowError
+from worker.ledger.db import make_engine
 from worker.logs import mask_passwords
 
 EXIT_UNREACHABLE = 3
@@ -75,7 +76,6 @@ def connect_check(engine: Any, url: str) -> None:
 
 def check_database(url: str) -> None:
     """Connect once to the database at ``url`` (creating nothing)."""
-    from worker.ledger.db import make_engine
 
     check_database_exists(url)
     try:

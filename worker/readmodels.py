@@ -29,6 +29,9 @@ from worker.ledger.models import (
     Order,
     Signal,
 )
+from worker.ledger.reports import last_reports
+from worker.ledger.switches import pauses
+from worker.services.lots import needs_attention
 
 V = TypeVar("V")
 OPEN = [s.value for s in OPEN_STATES]
@@ -473,9 +476,6 @@ def open_orders_count(s: Session) -> dict[str, int]:
 
 def status_doc(s: Session, since: datetime, now: datetime, interval_seconds: int) -> dict[str, Any]:
     """Everything ``python -m worker status`` shows, as plain values."""
-    from worker.ledger.reports import last_reports
-    from worker.ledger.switches import pauses
-    from worker.services.lots import needs_attention
 
     return {
         "now": now,

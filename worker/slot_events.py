@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+
+import redis
 
 from worker.logs import log_event
 
@@ -30,8 +33,6 @@ class SlotEvents:
         if self._url is None:
             return None
         if self._client is None:
-            import redis
-
             self._client = redis.Redis.from_url(self._url, socket_timeout=2)
         return self._client
 
@@ -63,10 +64,6 @@ class SlotEvents:
             self._listener.start()
 
     def _run(self, on_freed: Callable[[tuple[str, str] | None], None]) -> None:
-        import time
-
-        import redis
-
         assert self._url is not None
         while True:
             try:

@@ -28,7 +28,7 @@ from celery.signals import (
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
-from worker import metrics, preflight
+from worker import metrics, metrics_server, preflight
 from worker.app import (
     APPLY_ORDER_UPDATE,
     NOOP,
@@ -37,15 +37,19 @@ from worker.app import (
     PROCESS_BUY_SIGNAL,
     PROCESS_SELL_SIGNAL,
     PURGE_PENDING,
+    QUEUE,
     SYNC_ACTIVE_ORDERS,
     VERIFY_ORDER,
     app,
 )
 from worker.banner import log_banner
 from worker.domain.errors import ExchangeError, Retryable
+from worker.exchange.okx import OkxExchange
+from worker.ledger.db import make_engine
+from worker.ledger.migrate import NotMigrated, check_migrated
 from worker.logs import configure_logging, log_event
 from worker.notify import DeliveryFailed, deliver, reconcile_alert
-from worker.runtime import get_runtime
+from worker.runtime import get_runtime, warm_up
 from worker.services import reconcile
 from worker.services.buy import process_buy, record_unexecuted
 from worker.services.orders import VERIFY_DELAYS, lookup
@@ -200,8 +204,6 @@ def noop() -> str:
 def _check_database(sender: Any = None, **_: Any) -> None:
     """Refuse to start on a database that is not migrated, or on a store that cannot be
     reached, saying which one and what to do."""
-    from worker.ledger.db import make_engine
-    from worker.ledger.migrate import NotMigrated, check_migrated
 
     settings = get_settings()
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
@@ -216,7 +218,8 @@ def _check_database(sender: Any = None, **_: Any) -> None:
         preflight.check_broker(app, settings.broker_url, retries=STARTUP_RETRIES)
     except preflight.StoreUnreachable as exc:
         _refuse_start("worker", exc)
-    metrics.serve_worker(settings)  # before the pool starts: one port for all its processes
+    # Before the pool starts: one port for all its processes.
+    metrics_server.serve_worker(settings, app, (QUEUE, NOTIFY_QUEUE))
     engine = make_engine(settings.database_url)
     try:
         check_migrated(engine)
@@ -244,9 +247,24 @@ def _child_logging(**_: Any) -> None:
     configure_logging(settings.LOG_FORMAT, settings.LOG_LEVEL, others=None)
 
 
+# Warm start: the first order after a start must be no slower than the others. Each process
+# that runs tasks prepares its runtime (instrument table, HTTP and database connections) before
+# it takes its first task: prefork and solo pool processes when they start; a threads pool's
+# one process when the worker is ready (its pool sends no worker_process_init).
+@worker_process_init.connect
+def _warm_up_pool_process(**_: Any) -> None:
+    warm_up()
+
+
+@worker_ready.connect
+def _warm_up_threads_pool(sender: Any = None, **_: Any) -> None:
+    if type(getattr(sender, "pool", None)).__module__ == "celery.concurrency.thread":
+        warm_up()
+
+
 @worker_process_shutdown.connect
 def _child_exits(pid: int | None = None, **_: Any) -> None:
-    metrics.pool_process_exited(pid or os.getpid())
+    metrics_server.pool_process_exited(pid or os.getpid())
 
 
 @worker_ready.connect
@@ -278,7 +296,6 @@ def _check_clock() -> None:
     settings = get_settings()
     if settings.LIMITFLOW_EXCHANGE != "okx":
         return
-    from worker.exchange.okx import OkxExchange
 
     exchange = OkxExchange.from_settings(settings)
     try:
