@@ -1,8 +1,9 @@
 """One OKX websocket connection, kept alive: subscribe, ping, reconnect, resubscribe.
 
 OKX drops a connection that has received nothing from us for 30 s, however much it sends:
-``okxv5.keepalive`` sends the text ``ping`` whenever nothing was sent, or nothing received,
-for ``ping_after`` seconds, and gives up when no answer follows within ``pong_timeout``.
+``worker.exchange.okx.keepalive`` sends the text ``ping`` whenever nothing was sent, or
+nothing received, for ``ping_after`` seconds, and gives up when no answer follows within
+``pong_timeout``.
 Any close or error reconnects after an exponential backoff with jitter; the 64008 notice
 (service upgrade) reconnects at once. Each new connection subscribes again. Reconnects that
 come in a loop are reported once per window to ``on_reconnect_loop`` (an alert).
@@ -23,7 +24,7 @@ import websocket
 
 from feed.logs import log_event
 from feed.subscriptions import REQUESTS_PER_HOUR, Arg, RateLimiter, subscribe_requests
-from okxv5.keepalive import PING, Keepalive, ReconnectWatch
+from worker.exchange.okx.keepalive import PING, Keepalive, ReconnectWatch
 
 OnText = Callable[[bytes, int], "dict[str, Any] | None"]
 OnSubscribed = Callable[[str, int, int], None]

@@ -278,7 +278,7 @@ def _check_clock() -> None:
     settings = get_settings()
     if settings.LIMITFLOW_EXCHANGE != "okx":
         return
-    from worker.exchange.okx import OkxExchange
+    from worker.exchange.okx.adapter import OkxExchange
 
     exchange = OkxExchange.from_settings(settings)
     try:

@@ -12,6 +12,6 @@ def build_exchange(settings: Settings) -> Exchange:
         from worker.exchange.memory import connect_memory_exchange
 
         return connect_memory_exchange(settings.LIMITFLOW_EXCHANGE)
-    from worker.exchange.okx import OkxExchange
+    from worker.exchange.okx.adapter import OkxExchange
 
     return OkxExchange.from_settings(settings)

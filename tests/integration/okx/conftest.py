@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from okx_testserver import CREDENTIALS, FakeOkx
 
-from okxv5.ratelimit import RateLimiter
-from okxv5.rest import OkxRestClient
-from worker.exchange.okx import OkxExchange
+from worker.exchange.okx.adapter import OkxExchange
+from worker.exchange.okx.ratelimit import RateLimiter
+from worker.exchange.okx.rest import OkxRestClient
 
 
 @pytest.fixture

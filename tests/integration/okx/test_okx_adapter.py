@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 from okx_testserver import CREDENTIALS, KEY, PASSPHRASE, SECRET, FakeOkx, Reply, fail, ok
 
-from okxv5.ratelimit import RateLimiter
-from okxv5.rest import OkxRestClient
 from worker.domain.errors import (
     AuthenticationError,
     CancelRejected,
@@ -27,7 +25,9 @@ from worker.domain.errors import (
     StateUnknown,
 )
 from worker.domain.orders import OrderState
-from worker.exchange.okx import OkxExchange
+from worker.exchange.okx.adapter import OkxExchange
+from worker.exchange.okx.ratelimit import RateLimiter
+from worker.exchange.okx.rest import OkxRestClient
 from worker.exchange.port import Exchange, OrderRequest, Placement
 
 TRADE_ORDER = "/api/v5/trade/order"
@@ -117,7 +117,7 @@ def test_get_query_is_part_of_the_signature(fake: FakeOkx, exchange: OkxExchange
 def test_wrong_secret_is_an_authentication_error(fake: FakeOkx) -> None:
     from pydantic import SecretStr
 
-    from okxv5.rest import Credentials
+    from worker.exchange.okx.rest import Credentials
 
     bad = Credentials(SecretStr(KEY), SecretStr("wrong"), SecretStr(PASSPHRASE))
     rest = OkxRestClient(fake.rest_url, bad, limiter=RateLimiter())

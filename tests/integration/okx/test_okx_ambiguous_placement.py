@@ -16,10 +16,10 @@ from okx_fixtures_path import INSTRUMENTS_BODY
 from okx_testserver import CREDENTIALS, FakeOkx, Reply, fail, ok
 from sqlalchemy import select
 
-from okxv5.ratelimit import RateLimiter
-from okxv5.rest import OkxRestClient
 from tests import builders
-from worker.exchange.okx import OkxExchange
+from worker.exchange.okx.adapter import OkxExchange
+from worker.exchange.okx.ratelimit import RateLimiter
+from worker.exchange.okx.rest import OkxRestClient
 from worker.ledger.db import Ledger
 from worker.ledger.models import Order, Signal
 from worker.runtime import Runtime

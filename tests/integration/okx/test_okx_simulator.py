@@ -11,9 +11,6 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from okxv5.private_stream import OrdersStream, Timing
-from okxv5.ratelimit import RateLimiter
-from okxv5.rest import Credentials, OkxRestClient
 from worker.app import APPLY_ORDER_UPDATE, SYNC_ACTIVE_ORDERS
 from worker.domain.errors import (
     CancelRejected,
@@ -25,7 +22,10 @@ from worker.domain.errors import (
     StateUnknown,
 )
 from worker.domain.orders import OrderState
-from worker.exchange.okx import OkxExchange
+from worker.exchange.okx.adapter import OkxExchange
+from worker.exchange.okx.private_stream import OrdersStream, Timing
+from worker.exchange.okx.ratelimit import RateLimiter
+from worker.exchange.okx.rest import Credentials, OkxRestClient
 from worker.exchange.port import OrderRequest
 from worker.settings import SIM_API_KEY, SIM_API_PASSPHRASE, SIM_API_SECRET
 

@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 from okx_fixtures import INSTRUMENTS_BODY, LIVE_PUSH_ITEM, ORDERS_PUSH, recorded
 
-from okxv5.errors import MalformedResponse
-from okxv5.parse import (
+from worker.domain.orders import OrderState
+from worker.exchange.okx.errors import MalformedResponse
+from worker.exchange.okx.parse import (
     parse_balance,
     parse_candle,
     parse_instrument,
@@ -17,7 +18,6 @@ from okxv5.parse import (
     parse_server_time,
     parse_ticker,
 )
-from worker.domain.orders import OrderState
 from worker.exchange.port import Fill, snapshot_from_message, snapshot_to_message
 
 D = Decimal

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from okxv5.ratelimit import RULES, RateLimiter, Rule
 from worker.domain.errors import RateLimited
+from worker.exchange.okx.ratelimit import RULES, RateLimiter, Rule
 
 
 class FakeClock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from okxv5.private_stream import SeenTrades, Timing, backoff
+from worker.exchange.okx.private_stream import SeenTrades, Timing, backoff
 
 
 def test_seen_trades_forgets_the_oldest_beyond_its_size() -> None:

@@ -1,7 +1,7 @@
 """A signed OKX v5 REST client on one keep-alive ``httpx.Client``.
 
 Every answer is checked here: HTTP status, per-order ``sCode`` and envelope ``code`` become
-errors of ``worker.domain.errors`` (see ``okxv5.errors``). Credentials never leave this module
+errors of ``worker.domain.errors`` (see ``errors``). Credentials never leave this module
 except inside the signed headers.
 """
 
@@ -18,10 +18,10 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import SecretStr
 
-from okxv5.errors import MalformedResponse, envelope_error, http_error, scrub
-from okxv5.ratelimit import RateLimiter, shared_limiter
-from okxv5.signing import rest_signature, rest_timestamp
 from worker.domain.errors import RateLimited, StateUnknown
+from worker.exchange.okx.errors import MalformedResponse, envelope_error, http_error, scrub
+from worker.exchange.okx.ratelimit import RateLimiter, shared_limiter
+from worker.exchange.okx.signing import rest_signature, rest_timestamp
 from worker.logs import log_event
 
 log = logging.getLogger("limitflow.okx.rest")

@@ -24,12 +24,12 @@ from typing import Any
 
 import websocket
 
-from okxv5.errors import MalformedResponse, error_for_code
-from okxv5.keepalive import PING, Keepalive, ReconnectWatch
-from okxv5.parse import parse_order
-from okxv5.rest import Credentials
-from okxv5.signing import ws_login_signature
 from worker.domain.errors import LimitflowError
+from worker.exchange.okx.errors import MalformedResponse, error_for_code
+from worker.exchange.okx.keepalive import PING, Keepalive, ReconnectWatch
+from worker.exchange.okx.parse import parse_order
+from worker.exchange.okx.rest import Credentials
+from worker.exchange.okx.signing import ws_login_signature
 from worker.exchange.port import snapshot_to_message
 from worker.logs import log_event
 from worker.task_names import APPLY_ORDER_UPDATE, SYNC_ACTIVE_ORDERS

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from okxv5.errors import MalformedResponse
 from worker.domain.money import InstrumentRules, to_decimal
 from worker.domain.orders import OrderState
+from worker.exchange.okx.errors import MalformedResponse
 from worker.exchange.port import Fill, OrderSnapshot, Placement, Side, Ticker
 
 ZERO = Decimal(0)

@@ -9,8 +9,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from okxv5.errors import MalformedResponse, item_error
-from okxv5.parse import (
+from worker import metrics
+from worker.domain.errors import ExchangeError, InvalidInstrument
+from worker.domain.money import InstrumentRules, quantize_str
+from worker.exchange.okx.errors import MalformedResponse, item_error
+from worker.exchange.okx.parse import (
     Balance,
     Candle,
     parse_balance,
@@ -21,10 +24,7 @@ from okxv5.parse import (
     parse_server_time,
     parse_ticker,
 )
-from okxv5.rest import Credentials, OkxRestClient, Params
-from worker import metrics
-from worker.domain.errors import ExchangeError, InvalidInstrument
-from worker.domain.money import InstrumentRules, quantize_str
+from worker.exchange.okx.rest import Credentials, OkxRestClient, Params
 from worker.exchange.port import OrderRequest, OrderSnapshot, Placement, Ticker
 from worker.logs import log_event
 from worker.settings import Settings
