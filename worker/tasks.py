@@ -278,9 +278,9 @@ def _check_clock() -> None:
     settings = get_settings()
     if settings.LIMITFLOW_EXCHANGE != "okx":
         return
-    from worker.exchange.okx.adapter import OkxExchange
+    from worker.exchange.factory import build_okx_exchange
 
-    exchange = OkxExchange.from_settings(settings)
+    exchange = build_okx_exchange(settings)
     try:
         exchange.server_time()  # logs okx.clock_skew when the clocks disagree
     except ExchangeError as exc:

@@ -26,7 +26,7 @@ from worker.domain.errors import (
 )
 from worker.domain.orders import OrderState
 from worker.exchange.okx.adapter import OkxExchange
-from worker.exchange.okx.ratelimit import RateLimiter
+from worker.exchange.okx.ratelimit import OkxRequestPacer
 from worker.exchange.okx.rest import OkxRestClient
 from worker.exchange.port import Exchange, OrderRequest, Placement
 
@@ -101,7 +101,7 @@ def test_place_sends_a_signed_cash_limit_order(fake: FakeOkx, exchange: OkxExcha
 
 def test_live_mode_sends_no_demo_header(fake: FakeOkx) -> None:
     fake.script("POST", TRADE_ORDER, ok([PLACED]))
-    with OkxRestClient(fake.rest_url, CREDENTIALS, demo=False, limiter=RateLimiter()) as rest:
+    with OkxRestClient(fake.rest_url, CREDENTIALS, demo=False, pacer=OkxRequestPacer()) as rest:
         OkxExchange(rest).place_order(REQ)
     assert "x-simulated-trading" not in fake.requests(TRADE_ORDER)[0].headers
 
@@ -120,7 +120,7 @@ def test_wrong_secret_is_an_authentication_error(fake: FakeOkx) -> None:
     from worker.exchange.okx.rest import Credentials
 
     bad = Credentials(SecretStr(KEY), SecretStr("wrong"), SecretStr(PASSPHRASE))
-    rest = OkxRestClient(fake.rest_url, bad, limiter=RateLimiter())
+    rest = OkxRestClient(fake.rest_url, bad, pacer=OkxRequestPacer())
     with rest, pytest.raises(AuthenticationError) as info:
         OkxExchange(rest).balance()
     assert info.value.code == "50113"
@@ -162,7 +162,7 @@ def test_http_429_is_rate_limited(fake: FakeOkx, exchange: OkxExchange) -> None:
 def test_429_drains_the_bucket_so_the_next_request_waits(fake: FakeOkx) -> None:
     fake.script("GET", PENDING, Reply({"msg": "Too Many Requests", "code": "50011"}, 429))
     fake.script("GET", PENDING, ok([]))
-    with OkxRestClient(fake.rest_url, CREDENTIALS, limiter=RateLimiter()) as rest:
+    with OkxRestClient(fake.rest_url, CREDENTIALS, pacer=OkxRequestPacer()) as rest:
         ex = OkxExchange(rest)
         with pytest.raises(RateLimited):
             list(ex.list_pending())
@@ -206,7 +206,7 @@ def test_connection_refused_is_state_unknown_without_secrets() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    rest = OkxRestClient(f"http://127.0.0.1:{port}", CREDENTIALS, limiter=RateLimiter())
+    rest = OkxRestClient(f"http://127.0.0.1:{port}", CREDENTIALS, pacer=OkxRequestPacer())
     with rest, pytest.raises(StateUnknown) as info:
         OkxExchange(rest).place_order(REQ)
     text = f"{info.value} {info.value!r} {rest!r} {CREDENTIALS!r}"

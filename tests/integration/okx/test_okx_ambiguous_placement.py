@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from tests import builders
 from worker.exchange.okx.adapter import OkxExchange
-from worker.exchange.okx.ratelimit import RateLimiter
+from worker.exchange.okx.ratelimit import OkxRequestPacer
 from worker.exchange.okx.rest import OkxRestClient
 from worker.ledger.db import Ledger
 from worker.ledger.models import Order, Signal
@@ -51,7 +51,7 @@ AMBIGUOUS = {
 @pytest.fixture
 def rt(fake: FakeOkx, db_url: str) -> Iterator[Runtime]:
     fake.default("GET", INSTRUMENTS, Reply(INSTRUMENTS_BODY))
-    rest = OkxRestClient(fake.rest_url, CREDENTIALS, timeout=0.5, limiter=RateLimiter())
+    rest = OkxRestClient(fake.rest_url, CREDENTIALS, timeout=0.5, pacer=OkxRequestPacer())
     runtime = Runtime(
         settings=builders.make_settings(DATABASE_URL=db_url),
         ledger=Ledger.from_url(db_url),

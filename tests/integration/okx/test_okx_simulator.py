@@ -24,7 +24,7 @@ from worker.domain.errors import (
 from worker.domain.orders import OrderState
 from worker.exchange.okx.adapter import OkxExchange
 from worker.exchange.okx.private_stream import OrdersStream, Timing
-from worker.exchange.okx.ratelimit import RateLimiter
+from worker.exchange.okx.ratelimit import OkxRequestPacer
 from worker.exchange.okx.rest import Credentials, OkxRestClient
 from worker.exchange.port import OrderRequest
 from worker.settings import SIM_API_KEY, SIM_API_PASSPHRASE, SIM_API_SECRET
@@ -58,7 +58,7 @@ def ctl(sim: Any) -> Iterator[Any]:
 @pytest.fixture
 def ex(sim: Any, ctl: Any) -> Iterator[OkxExchange]:
     exchange = OkxExchange(
-        OkxRestClient(sim.rest_url, CREDENTIALS, timeout=0.5, limiter=RateLimiter())
+        OkxRestClient(sim.rest_url, CREDENTIALS, timeout=0.5, pacer=OkxRequestPacer())
     )
     yield exchange
     exchange.close()

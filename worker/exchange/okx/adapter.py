@@ -9,7 +9,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from worker import metrics
 from worker.domain.errors import ExchangeError, InvalidInstrument
 from worker.domain.money import InstrumentRules, quantize_str
 from worker.exchange.okx.errors import MalformedResponse, item_error
@@ -24,10 +23,9 @@ from worker.exchange.okx.parse import (
     parse_server_time,
     parse_ticker,
 )
-from worker.exchange.okx.rest import Credentials, OkxRestClient, Params
+from worker.exchange.okx.rest import OkxRestClient, Params
 from worker.exchange.port import OrderRequest, OrderSnapshot, Placement, Ticker
 from worker.logs import log_event
-from worker.settings import Settings
 
 log = logging.getLogger("limitflow.okx")
 
@@ -41,22 +39,22 @@ SKEW_TTL_S = 600.0
 class OkxExchange:
     """Implement ``worker.exchange.port.Exchange`` for OKX spot."""
 
-    def __init__(self, rest: OkxRestClient, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rest: OkxRestClient,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_clock_skew: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_clock_skew(ms)`` hears every measured skew (the process's metrics gauge)."""
         self._rest = rest
         self._clock = clock
+        self._on_clock_skew = on_clock_skew
         self._lock = threading.Lock()
         self._instruments: dict[str, InstrumentRules] = {}
         self._instruments_at: float | None = None
         self._skew_ms: int | None = None
         self._skew_at: float | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OkxExchange:
-        """Build the adapter for ``OKX_REST_URL`` with the process-wide rate limiter."""
-        credentials = Credentials(
-            settings.OKX_API_KEY, settings.OKX_API_SECRET, settings.OKX_API_PASSPHRASE
-        )
-        return cls(OkxRestClient(settings.OKX_REST_URL, credentials, demo=settings.OKX_DEMO))
 
     def close(self) -> None:
         self._rest.close()
@@ -239,7 +237,8 @@ class OkxExchange:
         skew_ms = int((sent + received) * 500) - server_ms
         with self._lock:
             self._skew_ms, self._skew_at = skew_ms, self._clock()
-        metrics.clock_skew(skew_ms)
+        if self._on_clock_skew is not None:
+            self._on_clock_skew(skew_ms)
         if abs(skew_ms) > CLOCK_SKEW_WARN_MS:
             log_event(log, "okx.clock_skew", logging.WARNING, skew_ms=skew_ms, limit_ms=30_000)
         return server_ms

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from worker.domain.errors import RateLimited, StateUnknown
 from worker.exchange.okx.errors import MalformedResponse, envelope_error, http_error, scrub
-from worker.exchange.okx.ratelimit import RateLimiter, shared_limiter
+from worker.exchange.okx.ratelimit import OkxRequestPacer, shared_pacer
 from worker.exchange.okx.signing import rest_signature, rest_timestamp
 from worker.logs import log_event
 
@@ -59,12 +59,12 @@ class OkxRestClient:
         *,
         demo: bool = True,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        limiter: RateLimiter | None = None,
+        pacer: OkxRequestPacer | None = None,
         transport: httpx.BaseTransport | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._credentials = credentials
-        self._limiter = limiter or shared_limiter()
+        self._pacer = pacer or shared_pacer()
         self._now = now
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if demo:
@@ -141,7 +141,7 @@ class OkxRestClient:
     ) -> list[Any]:
         endpoint = f"{method} {path}"
         for key, cost in charges:
-            self._limiter.acquire(endpoint, key, cost)
+            self._pacer.acquire(endpoint, key, cost)
         headers = self._sign(method, request_path, body) if signed else {}
         if extra_headers:
             headers.update(extra_headers)
@@ -164,7 +164,7 @@ class OkxRestClient:
         if err is not None:
             if isinstance(err, RateLimited):
                 for key, _ in charges:
-                    self._limiter.penalize(endpoint, key)
+                    self._pacer.penalize(endpoint, key)
             log_event(log, "okx.request_failed", logging.DEBUG, endpoint=endpoint, code=err.code)
             raise err
         assert payload is not None
