@@ -5,18 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from worker.domain.errors import ExchangeError, InvalidInstrument
 from worker.domain.money import InstrumentRules, quantize_str
-from worker.exchange.okx.errors import MalformedResponse, item_error
+from worker.exchange.okx.errors import MalformedResponse
 from worker.exchange.okx.parse import (
-    Balance,
-    Candle,
-    parse_balance,
-    parse_candle,
     parse_instrument,
     parse_order,
     parse_placement,
@@ -30,7 +25,6 @@ from worker.logs import log_event
 log = logging.getLogger("limitflow.okx")
 
 PAGE_LIMIT = 100
-BATCH_MAX = 20
 INSTRUMENTS_TTL_S = 600.0
 CLOCK_SKEW_WARN_MS = 5_000  # OKX refuses signatures beyond 30 s; warn long before
 SKEW_TTL_S = 600.0
@@ -115,7 +109,7 @@ class OkxExchange:
             "/api/v5/trade/order",
             _order_body(request),
             key=request.inst_id,
-            headers=_deadline_header([request]),
+            headers=_deadline_header(request),
         )
         if not data:
             raise MalformedResponse("okx POST /api/v5/trade/order: accepted without data")
@@ -128,27 +122,6 @@ class OkxExchange:
             ord_id=placement.ord_id,
         )
         return placement
-
-    def place_orders(self, batch: Sequence[OrderRequest]) -> list[Placement | ExchangeError]:
-        """Place up to 20 orders at once; return each one's placement or error, in order.
-
-        A per-order refusal is returned in its slot; a failure of the whole request (rate
-        limit, server error, no answer) is raised.
-        """
-        if not 0 < len(batch) <= BATCH_MAX:
-            raise ValueError(f"a batch holds 1 to {BATCH_MAX} orders, got {len(batch)}")
-        where = "POST /api/v5/trade/batch-orders"
-        counts = Counter(r.inst_id for r in batch)
-        data = self._rest.post(
-            "/api/v5/trade/batch-orders",
-            [_order_body(r) for r in batch],
-            charges=sorted(counts.items()),
-            per_item=True,
-            headers=_deadline_header(batch),
-        )
-        if len(data) != len(batch):
-            raise MalformedResponse(f"okx {where}: {len(data)} results for {len(batch)} orders")
-        return [item_error(item, where=where) or parse_placement(item) for item in data]
 
     def cancel_order(
         self, inst_id: str, *, ord_id: str | None = None, cl_ord_id: str | None = None
@@ -174,24 +147,6 @@ class OkxExchange:
         params = {"instType": "SPOT", "instId": inst_id}
         yield from self._paged("/api/v5/trade/orders-pending", params)
 
-    def list_history(
-        self,
-        inst_id: str | None = None,
-        *,
-        state: str | None = None,
-        begin_ms: int | None = None,
-        end_ms: int | None = None,
-    ) -> Iterator[OrderSnapshot]:
-        """Yield finished SPOT orders of the last 7 days (``state``: filled or canceled)."""
-        params: dict[str, str | int | None] = {
-            "instType": "SPOT",
-            "instId": inst_id,
-            "state": state,
-            "begin": begin_ms,
-            "end": end_ms,
-        }
-        yield from self._paged("/api/v5/trade/orders-history", params)
-
     def _paged(self, path: str, params: Params) -> Iterator[OrderSnapshot]:
         after: str | None = None
         while True:
@@ -205,7 +160,7 @@ class OkxExchange:
                 raise MalformedResponse(f"okx {path}: pagination cursor did not advance")
             after = cursor
 
-    # Market and account --------------------------------------------------------------------
+    # Market and clock ----------------------------------------------------------------------
 
     def ticker(self, inst_id: str) -> Ticker:
         """Return the current best bid/ask and last price."""
@@ -213,18 +168,6 @@ class OkxExchange:
         if not data:
             raise InvalidInstrument(f"okx: no ticker for {inst_id}")
         return parse_ticker(data[0])
-
-    def candles(self, inst_id: str, bar: str = "1H", limit: int = 100) -> list[Candle]:
-        """Return recent candles, newest first (the first may be incomplete)."""
-        params: Params = {"instId": inst_id, "bar": bar, "limit": limit}
-        return [
-            parse_candle(r) for r in self._rest.get("/api/v5/market/candles", params, signed=False)
-        ]
-
-    def balance(self, ccys: Sequence[str] = ()) -> dict[str, Balance]:
-        """Return the trading account's balances by currency (only non-zero ones)."""
-        data = self._rest.get("/api/v5/account/balance", {"ccy": ",".join(ccys)})
-        return parse_balance(data[0]) if data else {}
 
     def server_time(self) -> int:
         """Return OKX's clock in epoch ms; warn when ours is more than 5 s off."""
@@ -270,10 +213,11 @@ def _order_body(request: OrderRequest) -> dict[str, Any]:
     }
 
 
-def _deadline_header(requests: Sequence[OrderRequest]) -> dict[str, str]:
-    """OKX's ``expTime`` header: the earliest deadline of the requests, if any has one."""
-    deadlines = [r.exp_time_ms for r in requests if r.exp_time_ms is not None]
-    return {"expTime": str(min(deadlines))} if deadlines else {}
+def _deadline_header(request: OrderRequest) -> dict[str, str]:
+    """OKX's ``expTime`` header: the request's deadline, if it has one."""
+    if request.exp_time_ms is None:
+        return {}
+    return {"expTime": str(request.exp_time_ms)}
 
 
 def _order_ids(ord_id: str | None, cl_ord_id: str | None) -> dict[str, str]:
