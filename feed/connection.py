@@ -24,7 +24,13 @@ import websocket
 
 from feed.logs import log_event
 from feed.subscriptions import REQUESTS_PER_HOUR, Arg, RateLimiter, subscribe_requests
-from worker.exchange.okx.keepalive import PING, Keepalive, ReconnectWatch
+from worker.exchange.okx.keepalive import (
+    PING,
+    UPGRADE_NOTICE,
+    Keepalive,
+    ReconnectWatch,
+    backoff,
+)
 
 OnText = Callable[[bytes, int], "dict[str, Any] | None"]
 OnSubscribed = Callable[[str, int, int], None]
@@ -43,12 +49,6 @@ class Timing:
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     healthy_after: float = 30.0
-
-
-def backoff(attempt: int, timing: Timing, rng: random.Random) -> float:
-    """Exponential backoff with jitter: half to all of ``base * 2**attempt`` (capped)."""
-    cap: float = min(timing.backoff_max, timing.backoff_base * 2.0 ** min(attempt, 30))
-    return cap * (0.5 + rng.random() / 2)
 
 
 class Connection:
@@ -94,7 +94,12 @@ class Connection:
             self.reconnect_reasons[reason] = self.reconnect_reasons.get(reason, 0) + 1
             if reason == "notice" or time.monotonic() - started >= self.timing.healthy_after:
                 attempt = 0
-            delay = 0.0 if reason == "notice" else backoff(attempt, self.timing, self._rng)
+            timing = self.timing
+            delay = (
+                0.0
+                if reason == "notice"
+                else backoff(attempt, timing.backoff_base, timing.backoff_max, self._rng.random)
+            )
             attempt += 1
             log_event(
                 "feed.ws_reconnect",
@@ -191,7 +196,7 @@ class Connection:
                 )
             elif kind == "notice":
                 log_event("feed.ws_notice", logging.WARNING, conn=self.name, code=event.get("code"))
-                if str(event.get("code")) == "64008":
+                if str(event.get("code")) == UPGRADE_NOTICE:
                     return "notice"
             if not reported and acked + errors >= len(self.args):
                 reported = True

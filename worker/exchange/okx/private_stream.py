@@ -26,7 +26,13 @@ import websocket
 
 from worker.domain.errors import LimitflowError
 from worker.exchange.okx.errors import MalformedResponse, error_for_code
-from worker.exchange.okx.keepalive import PING, Keepalive, ReconnectWatch
+from worker.exchange.okx.keepalive import (
+    PING,
+    UPGRADE_NOTICE,
+    Keepalive,
+    ReconnectWatch,
+    backoff,
+)
 from worker.exchange.okx.parse import parse_order
 from worker.exchange.okx.rest import Credentials
 from worker.exchange.okx.signing import ws_login_signature
@@ -40,7 +46,6 @@ Publish = Callable[[str, list[object]], None]
 Connect = Callable[..., Any]
 OnReconnectLoop = Callable[[int, str], None]
 ORDERS_ARG = {"channel": "orders", "instType": "SPOT"}
-UPGRADE_NOTICE = "64008"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +87,6 @@ class SeenTrades:
         self._keys.move_to_end(key)
         if len(self._keys) > self._size:
             self._keys.popitem(last=False)
-
-
-def backoff(attempt: int, timing: Timing, rng: Callable[[], float]) -> float:
-    """Half to all of ``base * 2**attempt`` seconds, capped at ``backoff_max``."""
-    cap = min(timing.backoff_max, timing.backoff_base * 2.0 ** min(attempt, 30))
-    return cap * (0.5 + rng() / 2)
 
 
 class OrdersStream:
@@ -146,7 +145,12 @@ class OrdersStream:
             if self._stop.is_set():
                 break
             attempt = 0 if healthy else attempt + 1
-            delay = 0.0 if reason == "notice" else backoff(attempt, self._timing, self._rng)
+            timing = self._timing
+            delay = (
+                0.0
+                if reason == "notice"
+                else backoff(attempt, timing.backoff_base, timing.backoff_max, self._rng)
+            )
             log_event(log, "orders_stream.reconnecting", reason=reason, delay_s=round(delay, 3))
             self.reconnect_reasons[reason] += 1
             now = self._clock()
