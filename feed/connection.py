@@ -94,12 +94,10 @@ class Connection:
             self.reconnect_reasons[reason] = self.reconnect_reasons.get(reason, 0) + 1
             if reason == "notice" or time.monotonic() - started >= self.timing.healthy_after:
                 attempt = 0
-            timing = self.timing
-            delay = (
-                0.0
-                if reason == "notice"
-                else backoff(attempt, timing.backoff_base, timing.backoff_max, self._rng.random)
-            )
+            delay = 0.0  # the upgrade notice: reconnect at once
+            if reason != "notice":
+                t = self.timing
+                delay = backoff(attempt, t.backoff_base, t.backoff_max, self._rng.random)
             attempt += 1
             log_event(
                 "feed.ws_reconnect",

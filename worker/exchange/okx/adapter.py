@@ -25,6 +25,8 @@ from worker.logs import log_event
 log = logging.getLogger("limitflow.okx")
 
 PAGE_LIMIT = 100
+# The instrument table is the process's one instrument-rules cache (``Runtime.rules`` reads
+# through it): loaded whole by the warm-up, reloaded whole when older than this.
 INSTRUMENTS_TTL_S = 600.0
 CLOCK_SKEW_WARN_MS = 5_000  # OKX refuses signatures beyond 30 s; warn long before
 SKEW_TTL_S = 600.0

@@ -145,12 +145,10 @@ class OrdersStream:
             if self._stop.is_set():
                 break
             attempt = 0 if healthy else attempt + 1
-            timing = self._timing
-            delay = (
-                0.0
-                if reason == "notice"
-                else backoff(attempt, timing.backoff_base, timing.backoff_max, self._rng)
-            )
+            delay = 0.0  # the upgrade notice: reconnect at once
+            if reason != "notice":
+                t = self._timing
+                delay = backoff(attempt, t.backoff_base, t.backoff_max, self._rng)
             log_event(log, "orders_stream.reconnecting", reason=reason, delay_s=round(delay, 3))
             self.reconnect_reasons[reason] += 1
             now = self._clock()
