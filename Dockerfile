@@ -10,7 +10,6 @@ WORKDIR /app
 COPY pyproject.toml README.md beat_schedule.py ./
 COPY worker ./worker
 COPY feed ./feed
-COPY okxv5 ./okxv5
 COPY simulator ./simulator
 COPY ops ./ops
 RUN pip install . \

@@ -83,7 +83,7 @@ def install_worker() -> None:
 
     import worker.runtime
     import worker.tasks
-    from okxv5.rest import OkxRestClient
+    from worker.exchange.okx.rest import OkxRestClient
     from worker.ledger.db import Ledger
     from worker.runtime import Runtime
 

@@ -1,8 +1,9 @@
 """One OKX websocket connection, kept alive: subscribe, ping, reconnect, resubscribe.
 
 OKX drops a connection that has received nothing from us for 30 s, however much it sends:
-``okxv5.keepalive`` sends the text ``ping`` whenever nothing was sent, or nothing received,
-for ``ping_after`` seconds, and gives up when no answer follows within ``pong_timeout``.
+``worker.exchange.okx.keepalive`` sends the text ``ping`` whenever nothing was sent, or
+nothing received, for ``ping_after`` seconds, and gives up when no answer follows within
+``pong_timeout``.
 Any close or error reconnects after an exponential backoff with jitter; the 64008 notice
 (service upgrade) reconnects at once. Each new connection subscribes again. Reconnects that
 come in a loop are reported once per window to ``on_reconnect_loop`` (an alert).
@@ -23,7 +24,13 @@ import websocket
 
 from feed.logs import log_event
 from feed.subscriptions import REQUESTS_PER_HOUR, Arg, RateLimiter, subscribe_requests
-from okxv5.keepalive import PING, Keepalive, ReconnectWatch
+from worker.exchange.okx.keepalive import (
+    PING,
+    UPGRADE_NOTICE,
+    Keepalive,
+    ReconnectWatch,
+    backoff,
+)
 
 OnText = Callable[[bytes, int], "dict[str, Any] | None"]
 OnSubscribed = Callable[[str, int, int], None]
@@ -42,12 +49,6 @@ class Timing:
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     healthy_after: float = 30.0
-
-
-def backoff(attempt: int, timing: Timing, rng: random.Random) -> float:
-    """Exponential backoff with jitter: half to all of ``base * 2**attempt`` (capped)."""
-    cap: float = min(timing.backoff_max, timing.backoff_base * 2.0 ** min(attempt, 30))
-    return cap * (0.5 + rng.random() / 2)
 
 
 class Connection:
@@ -93,7 +94,10 @@ class Connection:
             self.reconnect_reasons[reason] = self.reconnect_reasons.get(reason, 0) + 1
             if reason == "notice" or time.monotonic() - started >= self.timing.healthy_after:
                 attempt = 0
-            delay = 0.0 if reason == "notice" else backoff(attempt, self.timing, self._rng)
+            delay = 0.0  # the upgrade notice: reconnect at once
+            if reason != "notice":
+                t = self.timing
+                delay = backoff(attempt, t.backoff_base, t.backoff_max, self._rng.random)
             attempt += 1
             log_event(
                 "feed.ws_reconnect",
@@ -190,7 +194,7 @@ class Connection:
                 )
             elif kind == "notice":
                 log_event("feed.ws_notice", logging.WARNING, conn=self.name, code=event.get("code"))
-                if str(event.get("code")) == "64008":
+                if str(event.get("code")) == UPGRADE_NOTICE:
                     return "notice"
             if not reported and acked + errors >= len(self.args):
                 reported = True

@@ -1,4 +1,9 @@
-"""OKX public REST (no signature): instrument rules and the current 1H candle's open."""
+"""OKX public REST (no signature): instrument rules and the current 1H candle's open.
+
+Instruments are read by the OKX adapter's parser (``worker.exchange.okx.parse``), the one
+place that turns an OKX instrument into ``InstrumentRules``; the feed skips, with a log line,
+an instrument it cannot read.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import httpx
 
 from feed.logs import log_event
 from worker.domain.money import InstrumentRules
+from worker.exchange.okx.errors import MalformedResponse
+from worker.exchange.okx.parse import parse_instrument
 
 
 class RestError(Exception):
@@ -46,19 +53,11 @@ class PublicRest:
         out = []
         for item in self._get("/api/v5/public/instruments", {"instType": "SPOT"}):
             try:
-                out.append(
-                    InstrumentRules(
-                        inst_id=str(item["instId"]),
-                        tick_sz=Decimal(item["tickSz"]),
-                        lot_sz=Decimal(item["lotSz"]),
-                        min_sz=Decimal(item["minSz"]),
-                        base_ccy=str(item.get("baseCcy", "")),
-                        quote_ccy=str(item.get("quoteCcy", "")),
-                        live=item.get("state") == "live",
-                    )
-                )
-            except (KeyError, TypeError, InvalidOperation):
-                log_event("feed.instrument_unreadable", item=str(item)[:200])
+                if not isinstance(item, dict):
+                    raise MalformedResponse("okx: an instrument that is not an object")
+                out.append(parse_instrument(item))
+            except MalformedResponse as exc:
+                log_event("feed.instrument_unreadable", item=str(item)[:200], error=str(exc))
         return out
 
     def hour_candle(self, inst_id: str) -> tuple[int, Decimal] | None:

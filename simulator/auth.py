@@ -1,8 +1,8 @@
 """OKX request authentication: REST headers (PROTOCOL.md §4) and websocket login (§3.1).
 
-Signatures come from ``okxv5.signing``; the simulator only checks them. Timestamps are
-compared with the real clock and, so that clients that sync with ``public/time`` work after
-the simulated clock was advanced, with the simulated one too.
+Signatures come from ``worker.exchange.okx.signing``; the simulator only checks them.
+Timestamps are compared with the real clock and, so that clients that sync with
+``public/time`` work after the simulated clock was advanced, with the simulated one too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from okxv5.signing import rest_signature, ws_login_signature
+from worker.exchange.okx.signing import rest_signature, ws_login_signature
 
 
 @dataclass(frozen=True)

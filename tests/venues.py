@@ -28,16 +28,16 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from okxv5.parse import parse_order
-from okxv5.private_stream import OrdersStream, Timing
-from okxv5.rest import Credentials, OkxRestClient
 from simulator import start_simulator
 from simulator.control import SimControl
 from simulator.server import SimulatorHandle
 from tests import builders
 from worker.app import APPLY_ORDER_UPDATE
 from worker.exchange.memory import InMemoryExchange
-from worker.exchange.okx import OkxExchange
+from worker.exchange.okx.adapter import OkxExchange
+from worker.exchange.okx.parse import parse_order
+from worker.exchange.okx.private_stream import OrdersStream, Timing
+from worker.exchange.okx.rest import Credentials, OkxRestClient
 from worker.exchange.port import Exchange, OrderRequest, OrderSnapshot, Placement
 from worker.settings import SIM_API_KEY, SIM_API_PASSPHRASE, SIM_API_SECRET
 

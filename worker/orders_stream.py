@@ -11,10 +11,10 @@ import argparse
 import signal
 from types import FrameType
 
-from okxv5.private_stream import OrdersStream
-from okxv5.rest import Credentials
 from worker import metrics_server, notify, preflight
 from worker.banner import log_banner
+from worker.exchange.okx.private_stream import OrdersStream
+from worker.exchange.okx.rest import Credentials
 from worker.logs import configure_logging
 from worker.settings import Settings, get_settings
 

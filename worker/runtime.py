@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.cache import TTLCache, WorkerCache
-from worker.domain.errors import ExchangeError, InvalidInstrument
+from worker.cache import WorkerCache
+from worker.domain.errors import ExchangeError
 from worker.domain.money import InstrumentRules
 from worker.exchange.port import Exchange, WarmsUp
 from worker.ledger.db import Ledger, utcnow
@@ -22,7 +22,6 @@ from worker.logs import log_event
 from worker.settings import Settings
 from worker.slot_events import SlotEvents
 
-RULES_TTL_SECONDS = 300.0
 # Celery gives a new pool process 4 s (worker_proc_alive_timeout) to report that it is up,
 # and replaces it otherwise: the warm-up waits for less, then goes on in the background.
 WARM_UP_WAIT_SECONDS = 2.0
@@ -46,26 +45,18 @@ class Runtime:
     events: SlotEvents = field(default_factory=lambda: SlotEvents(None))
     clock: Callable[[], datetime] = utcnow
 
-    rules_cache: TTLCache[str, InstrumentRules] = field(
-        default_factory=lambda: TTLCache(4096, RULES_TTL_SECONDS)
-    )
-
     def now(self) -> datetime:
         return self.clock()
 
     def rules(self, inst_id: str, *, require_live: bool = True) -> InstrumentRules:
-        """The instrument's rules, cached for a few minutes (they change rarely).
+        """The instrument's rules; raise ``InvalidInstrument`` if unknown, or not live when
+        ``require_live``.
 
         ``require_live=False`` also returns a suspended instrument's rules: its orders and
-        lots must still be settled.
+        lots must still be settled. The adapter is the one cache (OKX: its instrument table,
+        loaded by the warm-up and refreshed every few minutes); nothing is cached here.
         """
-        rules = self.rules_cache.get(inst_id)
-        if rules is None:
-            rules = self.exchange.instrument(inst_id, require_live=False)
-            self.rules_cache.put(inst_id, rules)
-        if require_live and not rules.live:
-            raise InvalidInstrument(f"instrument {inst_id} is not live")
-        return rules
+        return self.exchange.instrument(inst_id, require_live=require_live)
 
     def slot_freed(self, inst_id: str, strategy: str) -> None:
         """A slot may buy again: drop our cache entry and tell the other workers."""

@@ -44,7 +44,7 @@ from worker.app import (
 )
 from worker.banner import log_banner
 from worker.domain.errors import ExchangeError, Retryable
-from worker.exchange.okx import OkxExchange
+from worker.exchange.factory import build_okx_exchange
 from worker.ledger.db import make_engine
 from worker.ledger.migrate import NotMigrated, check_migrated
 from worker.logs import configure_logging, log_event
@@ -297,7 +297,7 @@ def _check_clock() -> None:
     if settings.LIMITFLOW_EXCHANGE != "okx":
         return
 
-    exchange = OkxExchange.from_settings(settings)
+    exchange = build_okx_exchange(settings)
     try:
         exchange.server_time()  # logs okx.clock_skew when the clocks disagree
     except ExchangeError as exc:

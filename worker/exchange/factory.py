@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from worker.exchange.port import Exchange
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.exchange.okx.adapter import OkxExchange
 
 
 def build_exchange(settings: Settings) -> Exchange:
@@ -12,6 +17,18 @@ def build_exchange(settings: Settings) -> Exchange:
         from worker.exchange.memory import connect_memory_exchange
 
         return connect_memory_exchange(settings.LIMITFLOW_EXCHANGE)
-    from worker.exchange.okx import OkxExchange
+    return build_okx_exchange(settings)
 
-    return OkxExchange.from_settings(settings)
+
+def build_okx_exchange(settings: Settings) -> OkxExchange:
+    """The OKX adapter for ``OKX_REST_URL``, with the process-wide request pacer, reporting
+    its clock-skew measurements to the process's metrics."""
+    from worker import metrics
+    from worker.exchange.okx.adapter import OkxExchange
+    from worker.exchange.okx.rest import Credentials, OkxRestClient
+
+    credentials = Credentials(
+        settings.OKX_API_KEY, settings.OKX_API_SECRET, settings.OKX_API_PASSPHRASE
+    )
+    rest = OkxRestClient(settings.OKX_REST_URL, credentials, demo=settings.OKX_DEMO)
+    return OkxExchange(rest, on_clock_skew=metrics.clock_skew)

@@ -256,7 +256,6 @@ def test_a_fill_on_a_suspended_instrument_is_booked_and_its_lot_made(engine: Eng
     engine.venue.set_price("BTC-USDT", Decimal("60000"))
     engine.venue.drain_updates()  # the fill's push was lost
     engine.venue.suspend("BTC-USDT")
-    engine.rt.rules_cache.clear()  # as after the cache's TTL
     other = buy_message("original_gap", "ETH-USDT")
     process_buy(engine.rt, other)
     engine.venue.set_price("ETH-USDT", Decimal("3000"))

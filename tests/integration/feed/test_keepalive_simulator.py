@@ -16,10 +16,10 @@ from feed_harness import only
 
 from feed.connection import Timing
 from feed.daemon import Feed
-from okxv5.private_stream import OrdersStream
-from okxv5.private_stream import Timing as StreamTiming
 from simulator import start_simulator
 from tests.venues import sim_credentials
+from worker.exchange.okx.private_stream import OrdersStream
+from worker.exchange.okx.private_stream import Timing as StreamTiming
 from worker.settings import load_settings
 from worker.signals import BuySignal, SellSignal
 

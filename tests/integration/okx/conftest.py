@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from okx_testserver import CREDENTIALS, FakeOkx
 
-from okxv5.ratelimit import RateLimiter
-from okxv5.rest import OkxRestClient
-from worker.exchange.okx import OkxExchange
+from worker.exchange.okx.adapter import OkxExchange
+from worker.exchange.okx.ratelimit import OkxRequestPacer
+from worker.exchange.okx.rest import OkxRestClient
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def fake() -> Iterator[FakeOkx]:
 
 @pytest.fixture
 def exchange(fake: FakeOkx) -> Iterator[OkxExchange]:
-    rest = OkxRestClient(fake.rest_url, CREDENTIALS, timeout=0.5, limiter=RateLimiter())
+    rest = OkxRestClient(fake.rest_url, CREDENTIALS, timeout=0.5, pacer=OkxRequestPacer())
     ex = OkxExchange(rest)
     yield ex
     ex.close()

@@ -16,8 +16,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from pydantic import SecretStr
 
-from okxv5.rest import Credentials
-from okxv5.signing import rest_signature, ws_login_signature
+from worker.exchange.okx.rest import Credentials
+from worker.exchange.okx.signing import rest_signature, ws_login_signature
 
 KEY, SECRET, PASSPHRASE = "test-key-123", "test-secret-456", "test-pass-789"
 CREDENTIALS = Credentials(SecretStr(KEY), SecretStr(SECRET), SecretStr(PASSPHRASE))

@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 from okx_testserver import CREDENTIALS, KEY, PASSPHRASE, SECRET, FakeOkx, Reply, fail, ok
 
-from okxv5.ratelimit import RateLimiter
-from okxv5.rest import OkxRestClient
 from worker.domain.errors import (
     AuthenticationError,
     CancelRejected,
@@ -22,12 +20,13 @@ from worker.domain.errors import (
     InsufficientFunds,
     InvalidInstrument,
     OrderNotFound,
-    OrderRejected,
     RateLimited,
     StateUnknown,
 )
 from worker.domain.orders import OrderState
-from worker.exchange.okx import OkxExchange
+from worker.exchange.okx.adapter import OkxExchange
+from worker.exchange.okx.ratelimit import OkxRequestPacer
+from worker.exchange.okx.rest import OkxRestClient
 from worker.exchange.port import Exchange, OrderRequest, Placement
 
 TRADE_ORDER = "/api/v5/trade/order"
@@ -101,7 +100,7 @@ def test_place_sends_a_signed_cash_limit_order(fake: FakeOkx, exchange: OkxExcha
 
 def test_live_mode_sends_no_demo_header(fake: FakeOkx) -> None:
     fake.script("POST", TRADE_ORDER, ok([PLACED]))
-    with OkxRestClient(fake.rest_url, CREDENTIALS, demo=False, limiter=RateLimiter()) as rest:
+    with OkxRestClient(fake.rest_url, CREDENTIALS, demo=False, pacer=OkxRequestPacer()) as rest:
         OkxExchange(rest).place_order(REQ)
     assert "x-simulated-trading" not in fake.requests(TRADE_ORDER)[0].headers
 
@@ -117,12 +116,12 @@ def test_get_query_is_part_of_the_signature(fake: FakeOkx, exchange: OkxExchange
 def test_wrong_secret_is_an_authentication_error(fake: FakeOkx) -> None:
     from pydantic import SecretStr
 
-    from okxv5.rest import Credentials
+    from worker.exchange.okx.rest import Credentials
 
     bad = Credentials(SecretStr(KEY), SecretStr("wrong"), SecretStr(PASSPHRASE))
-    rest = OkxRestClient(fake.rest_url, bad, limiter=RateLimiter())
+    rest = OkxRestClient(fake.rest_url, bad, pacer=OkxRequestPacer())
     with rest, pytest.raises(AuthenticationError) as info:
-        OkxExchange(rest).balance()
+        OkxExchange(rest).get_order("BTC-USDT", ord_id="1")
     assert info.value.code == "50113"
 
 
@@ -162,7 +161,7 @@ def test_http_429_is_rate_limited(fake: FakeOkx, exchange: OkxExchange) -> None:
 def test_429_drains_the_bucket_so_the_next_request_waits(fake: FakeOkx) -> None:
     fake.script("GET", PENDING, Reply({"msg": "Too Many Requests", "code": "50011"}, 429))
     fake.script("GET", PENDING, ok([]))
-    with OkxRestClient(fake.rest_url, CREDENTIALS, limiter=RateLimiter()) as rest:
+    with OkxRestClient(fake.rest_url, CREDENTIALS, pacer=OkxRequestPacer()) as rest:
         ex = OkxExchange(rest)
         with pytest.raises(RateLimited):
             list(ex.list_pending())
@@ -206,7 +205,7 @@ def test_connection_refused_is_state_unknown_without_secrets() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    rest = OkxRestClient(f"http://127.0.0.1:{port}", CREDENTIALS, limiter=RateLimiter())
+    rest = OkxRestClient(f"http://127.0.0.1:{port}", CREDENTIALS, pacer=OkxRequestPacer())
     with rest, pytest.raises(StateUnknown) as info:
         OkxExchange(rest).place_order(REQ)
     text = f"{info.value} {info.value!r} {rest!r} {CREDENTIALS!r}"
@@ -248,42 +247,6 @@ def test_pending_orders_page_with_after(fake: FakeOkx, exchange: OkxExchange) ->
     ]
 
 
-def test_history_pages_with_instrument_filter(fake: FakeOkx, exchange: OkxExchange) -> None:
-    path = "/api/v5/trade/orders-history"
-    fake.script("GET", path, ok([order_item(str(i), "filled") for i in range(100)]), ok([]))
-    got = list(exchange.list_history("BTC-USDT", state="filled"))
-    assert len(got) == 100 and all(s.state is OrderState.FILLED for s in got)
-    assert fake.requests(path)[0].path_qs == (
-        f"{path}?instType=SPOT&instId=BTC-USDT&state=filled&limit=100"
-    )
-
-
-def test_batch_returns_each_result_in_order(fake: FakeOkx, exchange: OkxExchange) -> None:
-    path = "/api/v5/trade/batch-orders"
-    second = OrderRequest("ETH-USDT", "sell", Decimal("3000"), Decimal("0.01"), "lfhls" + "0" * 24)
-    fake.script(
-        "POST",
-        path,
-        fail(
-            "2",
-            "Bulk operation partially succeeded.",
-            data=[
-                PLACED,
-                {"clOrdId": second.cl_ord_id, "ordId": "", "sCode": "51121", "sMsg": "lot size"},
-            ],
-        ),
-    )
-    first_result, second_result = exchange.place_orders([REQ, second])
-    assert isinstance(first_result, Placement) and first_result.ord_id == PLACED["ordId"]
-    assert isinstance(second_result, OrderRejected) and second_result.code == "51121"
-    assert [o["clOrdId"] for o in json.loads(fake.requests(path)[0].body)] == [
-        REQ.cl_ord_id,
-        second.cl_ord_id,
-    ]
-    with pytest.raises(ValueError):
-        exchange.place_orders([REQ] * 21)
-
-
 def test_instruments_are_cached_and_checked(fake: FakeOkx, exchange: OkxExchange) -> None:
     from okx_fixtures_path import INSTRUMENTS_BODY
 
@@ -301,16 +264,13 @@ def test_instruments_are_cached_and_checked(fake: FakeOkx, exchange: OkxExchange
     assert {r.inst_id for r in exchange.list_instruments()} == {"BTC-USDT", "ETH-USDT"}
 
 
-def test_ticker_balance_and_time(
+def test_ticker_and_time(
     fake: FakeOkx, exchange: OkxExchange, caplog: pytest.LogCaptureFixture
 ) -> None:
     from okx_fixtures_path import recorded
 
     fake.script("GET", "/api/v5/market/ticker", Reply(recorded("fetchTicker")))
     assert exchange.ticker("BTC-USDT").last == Decimal("73384.8")
-    account = {"details": [{"ccy": "USDT", "availBal": "10", "frozenBal": "1", "eq": "11"}]}
-    fake.script("GET", "/api/v5/account/balance", ok([account]))
-    assert exchange.balance()["USDT"].available == Decimal(10)
     fake.script("GET", "/api/v5/public/time", Reply(recorded("fetchTime")))  # year 2024
     with caplog.at_level(logging.WARNING, logger="limitflow.okx"):
         assert exchange.server_time() == 1712250348676

@@ -16,10 +16,10 @@ from okx_fixtures_path import INSTRUMENTS_BODY
 from okx_testserver import CREDENTIALS, FakeOkx, Reply, fail, ok
 from sqlalchemy import select
 
-from okxv5.ratelimit import RateLimiter
-from okxv5.rest import OkxRestClient
 from tests import builders
-from worker.exchange.okx import OkxExchange
+from worker.exchange.okx.adapter import OkxExchange
+from worker.exchange.okx.ratelimit import OkxRequestPacer
+from worker.exchange.okx.rest import OkxRestClient
 from worker.ledger.db import Ledger
 from worker.ledger.models import Order, Signal
 from worker.runtime import Runtime
@@ -51,7 +51,7 @@ AMBIGUOUS = {
 @pytest.fixture
 def rt(fake: FakeOkx, db_url: str) -> Iterator[Runtime]:
     fake.default("GET", INSTRUMENTS, Reply(INSTRUMENTS_BODY))
-    rest = OkxRestClient(fake.rest_url, CREDENTIALS, timeout=0.5, limiter=RateLimiter())
+    rest = OkxRestClient(fake.rest_url, CREDENTIALS, timeout=0.5, pacer=OkxRequestPacer())
     runtime = Runtime(
         settings=builders.make_settings(DATABASE_URL=db_url),
         ledger=Ledger.from_url(db_url),

@@ -11,10 +11,10 @@ import pytest
 from okx_fixtures_path import LIVE_PUSH_ITEM, ORDERS_PUSH
 from okx_testserver import CREDENTIALS, KEY, FakeOkx
 
-from okxv5.parse import parse_order
-from okxv5.private_stream import OrdersStream, Timing
-from okxv5.signing import ws_login_signature
 from worker.app import APPLY_ORDER_UPDATE, SYNC_ACTIVE_ORDERS
+from worker.exchange.okx.parse import parse_order
+from worker.exchange.okx.private_stream import OrdersStream, Timing
+from worker.exchange.okx.signing import ws_login_signature
 from worker.exchange.port import snapshot_to_message
 
 FAST = Timing(

@@ -11,9 +11,6 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from okxv5.private_stream import OrdersStream, Timing
-from okxv5.ratelimit import RateLimiter
-from okxv5.rest import Credentials, OkxRestClient
 from worker.app import APPLY_ORDER_UPDATE, SYNC_ACTIVE_ORDERS
 from worker.domain.errors import (
     CancelRejected,
@@ -25,7 +22,10 @@ from worker.domain.errors import (
     StateUnknown,
 )
 from worker.domain.orders import OrderState
-from worker.exchange.okx import OkxExchange
+from worker.exchange.okx.adapter import OkxExchange
+from worker.exchange.okx.private_stream import OrdersStream, Timing
+from worker.exchange.okx.ratelimit import OkxRequestPacer
+from worker.exchange.okx.rest import Credentials, OkxRestClient
 from worker.exchange.port import OrderRequest
 from worker.settings import SIM_API_KEY, SIM_API_PASSPHRASE, SIM_API_SECRET
 
@@ -58,7 +58,7 @@ def ctl(sim: Any) -> Iterator[Any]:
 @pytest.fixture
 def ex(sim: Any, ctl: Any) -> Iterator[OkxExchange]:
     exchange = OkxExchange(
-        OkxRestClient(sim.rest_url, CREDENTIALS, timeout=0.5, limiter=RateLimiter())
+        OkxRestClient(sim.rest_url, CREDENTIALS, timeout=0.5, pacer=OkxRequestPacer())
     )
     yield exchange
     exchange.close()
@@ -104,7 +104,7 @@ def test_fill_reports_fee_as_charged(ex: OkxExchange, ctl: Any) -> None:
     assert snap.state is OrderState.FILLED and snap.acc_fill_sz == req.sz
     assert snap.fee > 0 and snap.fee_ccy == "BTC"  # spot buys pay the fee in base currency
     assert snap.fill is not None and snap.fill.sz == req.sz
-    assert [s.ord_id for s in ex.list_history(state="filled")] == [placement.ord_id]
+    assert list(ex.list_pending()) == []  # filled: no longer pending
 
 
 def test_unknown_order_and_instrument(ex: OkxExchange) -> None:

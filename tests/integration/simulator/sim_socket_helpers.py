@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from okxv5.signing import rest_signature, rest_timestamp
+from worker.exchange.okx.signing import rest_signature, rest_timestamp
 from worker.settings import SIM_API_KEY, SIM_API_PASSPHRASE, SIM_API_SECRET
 
 
@@ -120,7 +120,7 @@ class WsClient:
 def login_args(ts: str | None = None, passphrase: str = SIM_API_PASSPHRASE) -> dict[str, Any]:
     import time
 
-    from okxv5.signing import ws_login_signature
+    from worker.exchange.okx.signing import ws_login_signature
 
     stamp = ts or str(int(time.time()))
     arg = {"apiKey": SIM_API_KEY, "passphrase": passphrase, "timestamp": stamp}

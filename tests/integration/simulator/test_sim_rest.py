@@ -6,9 +6,9 @@ import httpx
 import pytest
 from sim_socket_helpers import SignedClient, limit_order
 
-from okxv5.signing import rest_timestamp
 from simulator import SimulatorHandle
 from simulator.control import SimControl, SimControlError
+from worker.exchange.okx.signing import rest_timestamp
 
 
 def test_public_endpoints(sim: SimulatorHandle) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from okxv5.keepalive import PING, Keepalive, ReconnectWatch
+from worker.exchange.okx.keepalive import PING, Keepalive, ReconnectWatch
 
 
 def test_a_connection_that_only_listens_still_pings_every_20_seconds() -> None:

@@ -8,16 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from okxv5.errors import (
-    ANSWERS,
-    REFUSALS,
-    MalformedResponse,
-    envelope_error,
-    error_class,
-    http_error,
-    item_error,
-    scrub,
-)
 from worker.domain.errors import (
     AuthenticationError,
     CancelRejected,
@@ -33,6 +23,16 @@ from worker.domain.errors import (
     RequestExpired,
     Retryable,
     StateUnknown,
+)
+from worker.exchange.okx.errors import (
+    ANSWERS,
+    REFUSALS,
+    MalformedResponse,
+    envelope_error,
+    error_class,
+    http_error,
+    item_error,
+    scrub,
 )
 
 CASES: list[tuple[str, type[ExchangeError]]] = [

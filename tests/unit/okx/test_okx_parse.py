@@ -7,17 +7,15 @@ from decimal import Decimal
 import pytest
 from okx_fixtures import INSTRUMENTS_BODY, LIVE_PUSH_ITEM, ORDERS_PUSH, recorded
 
-from okxv5.errors import MalformedResponse
-from okxv5.parse import (
-    parse_balance,
-    parse_candle,
+from worker.domain.orders import OrderState
+from worker.exchange.okx.errors import MalformedResponse
+from worker.exchange.okx.parse import (
     parse_instrument,
     parse_order,
     parse_placement,
     parse_server_time,
     parse_ticker,
 )
-from worker.domain.orders import OrderState
 from worker.exchange.port import Fill, snapshot_from_message, snapshot_to_message
 
 D = Decimal
@@ -128,24 +126,6 @@ def test_ticker() -> None:
     assert t.ts_ms == 1710328243709
 
 
-def test_candles_newest_first() -> None:
-    rows = [parse_candle(r) for r in recorded("fetchOHLCV")["data"]]
-    assert [c.ts_ms for c in rows] == [1706637600000, 1706634000000, 1706630400000]
-    first = rows[0]
-    assert (first.open, first.high, first.low, first.close) == (
-        D("43398.6"),
-        D("43493.9"),
-        D("43279.9"),
-        D("43373.9"),
-    )
-    assert first.vol == D("5070.79611732") and first.confirmed
-
-
-def test_old_seven_column_candle_is_confirmed_by_default() -> None:
-    c = parse_candle(["1626690720000", "31334", "31334", "31334", "31334", "0.0077", "241.2718"])
-    assert c.close == D(31334) and c.confirmed
-
-
 def test_server_time() -> None:
     assert parse_server_time(recorded("fetchTime")["data"][0]) == 1712250348676
 
@@ -157,23 +137,3 @@ def test_instruments() -> None:
     assert (btc.base_ccy, btc.quote_ccy, btc.live) == ("BTC", "USDT", True)
     assert rules["ETH-USDT"].tick_sz == D("0.01")
     assert rules["OLD-USDT"].live is False
-
-
-def test_balance_details() -> None:
-    account = {
-        "details": [
-            {
-                "availBal": "4834.317093622894",
-                "availEq": "4834.3170936228935",
-                "cashBal": "4850.435693622894",
-                "ccy": "USDT",
-                "eq": "4992.890093622894",
-                "frozenBal": "158.573",
-                "ordFrozen": "0",
-            }
-        ]
-    }
-    usdt = parse_balance(account)["USDT"]
-    assert usdt.available == D("4834.317093622894")
-    assert usdt.frozen == D("158.573")
-    assert usdt.total == D("4992.890093622894")

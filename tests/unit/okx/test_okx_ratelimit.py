@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from okxv5.ratelimit import RULES, RateLimiter, Rule
 from worker.domain.errors import RateLimited
+from worker.exchange.okx.ratelimit import RULES, OkxRequestPacer, Rule
 
 
 class FakeClock:
@@ -24,8 +24,8 @@ class FakeClock:
         self.now += seconds
 
 
-def limiter(clock: FakeClock, **kw: float) -> RateLimiter:
-    return RateLimiter(clock=clock, sleep=clock.sleep, **kw)
+def pacer(clock: FakeClock, **kw: float) -> OkxRequestPacer:
+    return OkxRequestPacer(clock=clock, sleep=clock.sleep, **kw)
 
 
 def test_table_matches_the_published_limits() -> None:
@@ -38,7 +38,7 @@ def test_table_matches_the_published_limits() -> None:
 
 def test_burst_up_to_the_limit_then_waits_for_a_token() -> None:
     clock = FakeClock()
-    rl = limiter(clock)
+    rl = pacer(clock)
     for _ in range(60):
         assert rl.acquire("POST /api/v5/trade/order", "BTC-USDT") == 0
     waited = rl.acquire("POST /api/v5/trade/order", "BTC-USDT")
@@ -47,7 +47,7 @@ def test_burst_up_to_the_limit_then_waits_for_a_token() -> None:
 
 def test_instruments_have_separate_buckets_for_trading() -> None:
     clock = FakeClock()
-    rl = limiter(clock)
+    rl = pacer(clock)
     for _ in range(60):
         rl.acquire("POST /api/v5/trade/order", "BTC-USDT")
     assert rl.acquire("POST /api/v5/trade/order", "ETH-USDT") == 0
@@ -56,7 +56,7 @@ def test_instruments_have_separate_buckets_for_trading() -> None:
 
 def test_user_wide_endpoints_ignore_the_key() -> None:
     clock = FakeClock()
-    rl = limiter(clock)
+    rl = pacer(clock)
     for i in range(10):
         rl.acquire("GET /api/v5/account/balance", f"k{i}")
     assert rl.acquire("GET /api/v5/account/balance", "other") > 0
@@ -64,7 +64,7 @@ def test_user_wide_endpoints_ignore_the_key() -> None:
 
 def test_batch_costs_one_token_per_order() -> None:
     clock = FakeClock()
-    rl = limiter(clock)
+    rl = pacer(clock)
     for _ in range(15):
         rl.acquire("POST /api/v5/trade/batch-orders", "BTC-USDT", cost=20)
     assert rl.acquire("POST /api/v5/trade/batch-orders", "BTC-USDT", cost=20) > 0
@@ -72,7 +72,7 @@ def test_batch_costs_one_token_per_order() -> None:
 
 def test_max_wait_raises_rate_limited() -> None:
     clock = FakeClock()
-    rl = limiter(clock, max_wait=0.1)
+    rl = pacer(clock, max_wait=0.1)
     for _ in range(10):
         rl.acquire("GET /api/v5/public/time")
     with pytest.raises(RateLimited):
@@ -81,13 +81,13 @@ def test_max_wait_raises_rate_limited() -> None:
 
 def test_penalize_empties_the_bucket() -> None:
     clock = FakeClock()
-    rl = limiter(clock)
+    rl = pacer(clock)
     rl.penalize("GET /api/v5/trade/orders-pending")
     assert rl.acquire("GET /api/v5/trade/orders-pending") == pytest.approx(2.0 / 60)
 
 
 def test_threads_share_the_buckets_with_real_time() -> None:
-    rl = RateLimiter({"GET /x": Rule(20)})  # 10 tokens per second after a burst of 20
+    rl = OkxRequestPacer({"GET /x": Rule(20)})  # 10 tokens per second after a burst of 20
     start = time.monotonic()
 
     def worker() -> None:

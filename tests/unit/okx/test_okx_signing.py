@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from okxv5.signing import rest_signature, rest_timestamp, ws_login_signature
+from worker.exchange.okx.signing import rest_signature, rest_timestamp, ws_login_signature
 
 # Expected values computed independently with
 # printf '%s' PREHASH | openssl dgst -sha256 -hmac SecretKey -binary | base64

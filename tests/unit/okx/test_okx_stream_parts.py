@@ -1,10 +1,11 @@
-"""The orders stream's bounded de-duplication set and its reconnect backoff."""
+"""The orders stream's bounded de-duplication set and the reconnect backoff (both clients)."""
 
 from __future__ import annotations
 
 import pytest
 
-from okxv5.private_stream import SeenTrades, Timing, backoff
+from worker.exchange.okx.keepalive import backoff
+from worker.exchange.okx.private_stream import SeenTrades
 
 
 def test_seen_trades_forgets_the_oldest_beyond_its_size() -> None:
@@ -32,7 +33,6 @@ def test_trade_ids_are_per_instrument() -> None:
 
 
 def test_backoff_doubles_with_jitter_and_caps() -> None:
-    timing = Timing(backoff_base=1.0, backoff_max=8.0)
-    assert [backoff(a, timing, lambda: 1.0) for a in range(6)] == [1, 2, 4, 8, 8, 8]
-    assert backoff(2, timing, lambda: 0.0) == pytest.approx(2.0)  # half of 4: jitter floor
-    assert backoff(10_000, timing, lambda: 0.5) == pytest.approx(6.0)
+    assert [backoff(a, 1.0, 8.0, lambda: 1.0) for a in range(6)] == [1, 2, 4, 8, 8, 8]
+    assert backoff(2, 1.0, 8.0, lambda: 0.0) == pytest.approx(2.0)  # half of 4: jitter floor
+    assert backoff(10_000, 1.0, 8.0, lambda: 0.5) == pytest.approx(6.0)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from okxv5.signing import rest_signature, rest_timestamp, ws_login_signature
 from simulator.auth import AuthError, Credentials, check_rest, check_ws_login
+from worker.exchange.okx.signing import rest_signature, rest_timestamp, ws_login_signature
 
 CREDS = Credentials("key", "secret", "pass")
 PATH = "/api/v5/trade/order?instId=BTC-USDT&ordId=1"

@@ -7,15 +7,25 @@ only listens would otherwise be closed every 30 s) as well as when nothing was *
 for that long; a connection that answers nothing within ``pong_timeout`` after a ping is
 dead. Any frame received counts as an answer.
 
-``ReconnectWatch`` tells a connection that keeps dropping (a reconnect loop) from one that
-reconnects now and then, so that only the first is worth an alert.
+A connection that ends reconnects after ``backoff`` (exponential, with jitter), or at once
+after the ``UPGRADE_NOTICE``. ``ReconnectWatch`` tells a connection that keeps dropping (a
+reconnect loop) from one that reconnects now and then, so that only the first is worth an
+alert.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 PING = "ping"
+UPGRADE_NOTICE = "64008"  # OKX's notice of a service upgrade: reconnect now, without backoff
+
+
+def backoff(attempt: int, base: float, cap: float, rng: Callable[[], float]) -> float:
+    """Half to all of ``base * 2**attempt`` seconds, capped at ``cap``; ``rng()`` is in [0, 1)."""
+    ceiling = min(cap, base * 2.0 ** min(attempt, 30))
+    return ceiling * (0.5 + rng() / 2)
 
 
 class Keepalive:

@@ -1,7 +1,7 @@
 """A signed OKX v5 REST client on one keep-alive ``httpx.Client``.
 
 Every answer is checked here: HTTP status, per-order ``sCode`` and envelope ``code`` become
-errors of ``worker.domain.errors`` (see ``okxv5.errors``). Credentials never leave this module
+errors of ``worker.domain.errors`` (see ``errors``). Credentials never leave this module
 except inside the signed headers.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +18,10 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import SecretStr
 
-from okxv5.errors import MalformedResponse, envelope_error, http_error, scrub
-from okxv5.ratelimit import RateLimiter, shared_limiter
-from okxv5.signing import rest_signature, rest_timestamp
 from worker.domain.errors import RateLimited, StateUnknown
+from worker.exchange.okx.errors import MalformedResponse, envelope_error, http_error, scrub
+from worker.exchange.okx.ratelimit import OkxRequestPacer, shared_pacer
+from worker.exchange.okx.signing import rest_signature, rest_timestamp
 from worker.logs import log_event
 
 log = logging.getLogger("limitflow.okx.rest")
@@ -59,12 +59,12 @@ class OkxRestClient:
         *,
         demo: bool = True,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        limiter: RateLimiter | None = None,
+        pacer: OkxRequestPacer | None = None,
         transport: httpx.BaseTransport | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._credentials = credentials
-        self._limiter = limiter or shared_limiter()
+        self._pacer = pacer or shared_pacer()
         self._now = now
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if demo:
@@ -98,23 +98,17 @@ class OkxRestClient:
         """GET ``path`` with query ``params`` (``None`` and ``""`` values are left out)."""
         query = urlencode({k: v for k, v in (params or {}).items() if v not in (None, "")})
         request_path = f"{path}?{query}" if query else path
-        return self._send("GET", path, request_path, "", signed=signed, charges=[(key, 1)])
+        return self._send("GET", path, request_path, "", signed=signed, key=key)
 
     def post(
         self,
         path: str,
-        body: Json | list[Json],
+        body: Json,
         *,
         key: str = "",
-        charges: Sequence[tuple[str, int]] = (),
-        per_item: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> list[Any]:
-        """POST a JSON body; with ``per_item`` return per-order failures instead of raising.
-
-        ``charges`` lists ``(instrument, orders)`` for batch endpoints counted per order;
-        ``headers`` are sent besides the signature (``expTime``).
-        """
+        """POST a JSON body; ``headers`` are sent besides the signature (``expTime``)."""
         raw = json.dumps(body, separators=(",", ":"))
         return self._send(
             "POST",
@@ -122,8 +116,7 @@ class OkxRestClient:
             path,
             raw,
             signed=True,
-            charges=charges or [(key, 1)],
-            per_item=per_item,
+            key=key,
             extra_headers=headers,
         )
 
@@ -135,13 +128,11 @@ class OkxRestClient:
         body: str,
         *,
         signed: bool,
-        charges: Sequence[tuple[str, int]],
-        per_item: bool = False,
+        key: str,
         extra_headers: Mapping[str, str] | None = None,
     ) -> list[Any]:
         endpoint = f"{method} {path}"
-        for key, cost in charges:
-            self._limiter.acquire(endpoint, key, cost)
+        self._pacer.acquire(endpoint, key)
         headers = self._sign(method, request_path, body) if signed else {}
         if extra_headers:
             headers.update(extra_headers)
@@ -157,14 +148,10 @@ class OkxRestClient:
         payload = _decode(response)
         err = http_error(response.status_code, payload, where=endpoint)
         if err is None and payload is not None:
-            code = str(payload.get("code", ""))
-            # With per_item the caller reads each sCode ("1"/"2" = some orders failed).
-            if not (per_item and code in ("1", "2") and isinstance(payload.get("data"), list)):
-                err = envelope_error(payload, where=endpoint)
+            err = envelope_error(payload, where=endpoint)
         if err is not None:
             if isinstance(err, RateLimited):
-                for key, _ in charges:
-                    self._limiter.penalize(endpoint, key)
+                self._pacer.penalize(endpoint, key)
             log_event(log, "okx.request_failed", logging.DEBUG, endpoint=endpoint, code=err.code)
             raise err
         assert payload is not None

@@ -5,34 +5,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from okxv5.errors import MalformedResponse, item_error
-from okxv5.parse import (
-    Balance,
-    Candle,
-    parse_balance,
-    parse_candle,
+from worker.domain.errors import ExchangeError, InvalidInstrument
+from worker.domain.money import InstrumentRules, quantize_str
+from worker.exchange.okx.errors import MalformedResponse
+from worker.exchange.okx.parse import (
     parse_instrument,
     parse_order,
     parse_placement,
     parse_server_time,
     parse_ticker,
 )
-from okxv5.rest import Credentials, OkxRestClient, Params
-from worker import metrics
-from worker.domain.errors import ExchangeError, InvalidInstrument
-from worker.domain.money import InstrumentRules, quantize_str
+from worker.exchange.okx.rest import OkxRestClient, Params
 from worker.exchange.port import OrderRequest, OrderSnapshot, Placement, Ticker
 from worker.logs import log_event
-from worker.settings import Settings
 
 log = logging.getLogger("limitflow.okx")
 
 PAGE_LIMIT = 100
-BATCH_MAX = 20
+# The instrument table is the process's one instrument-rules cache (``Runtime.rules`` reads
+# through it): loaded whole by the warm-up, reloaded whole when older than this.
 INSTRUMENTS_TTL_S = 600.0
 CLOCK_SKEW_WARN_MS = 5_000  # OKX refuses signatures beyond 30 s; warn long before
 SKEW_TTL_S = 600.0
@@ -41,22 +35,22 @@ SKEW_TTL_S = 600.0
 class OkxExchange:
     """Implement ``worker.exchange.port.Exchange`` for OKX spot."""
 
-    def __init__(self, rest: OkxRestClient, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rest: OkxRestClient,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_clock_skew: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_clock_skew(ms)`` hears every measured skew (the process's metrics gauge)."""
         self._rest = rest
         self._clock = clock
+        self._on_clock_skew = on_clock_skew
         self._lock = threading.Lock()
         self._instruments: dict[str, InstrumentRules] = {}
         self._instruments_at: float | None = None
         self._skew_ms: int | None = None
         self._skew_at: float | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OkxExchange:
-        """Build the adapter for ``OKX_REST_URL`` with the process-wide rate limiter."""
-        credentials = Credentials(
-            settings.OKX_API_KEY, settings.OKX_API_SECRET, settings.OKX_API_PASSPHRASE
-        )
-        return cls(OkxRestClient(settings.OKX_REST_URL, credentials, demo=settings.OKX_DEMO))
 
     def close(self) -> None:
         self._rest.close()
@@ -117,7 +111,7 @@ class OkxExchange:
             "/api/v5/trade/order",
             _order_body(request),
             key=request.inst_id,
-            headers=_deadline_header([request]),
+            headers=_deadline_header(request),
         )
         if not data:
             raise MalformedResponse("okx POST /api/v5/trade/order: accepted without data")
@@ -130,27 +124,6 @@ class OkxExchange:
             ord_id=placement.ord_id,
         )
         return placement
-
-    def place_orders(self, batch: Sequence[OrderRequest]) -> list[Placement | ExchangeError]:
-        """Place up to 20 orders at once; return each one's placement or error, in order.
-
-        A per-order refusal is returned in its slot; a failure of the whole request (rate
-        limit, server error, no answer) is raised.
-        """
-        if not 0 < len(batch) <= BATCH_MAX:
-            raise ValueError(f"a batch holds 1 to {BATCH_MAX} orders, got {len(batch)}")
-        where = "POST /api/v5/trade/batch-orders"
-        counts = Counter(r.inst_id for r in batch)
-        data = self._rest.post(
-            "/api/v5/trade/batch-orders",
-            [_order_body(r) for r in batch],
-            charges=sorted(counts.items()),
-            per_item=True,
-            headers=_deadline_header(batch),
-        )
-        if len(data) != len(batch):
-            raise MalformedResponse(f"okx {where}: {len(data)} results for {len(batch)} orders")
-        return [item_error(item, where=where) or parse_placement(item) for item in data]
 
     def cancel_order(
         self, inst_id: str, *, ord_id: str | None = None, cl_ord_id: str | None = None
@@ -176,24 +149,6 @@ class OkxExchange:
         params = {"instType": "SPOT", "instId": inst_id}
         yield from self._paged("/api/v5/trade/orders-pending", params)
 
-    def list_history(
-        self,
-        inst_id: str | None = None,
-        *,
-        state: str | None = None,
-        begin_ms: int | None = None,
-        end_ms: int | None = None,
-    ) -> Iterator[OrderSnapshot]:
-        """Yield finished SPOT orders of the last 7 days (``state``: filled or canceled)."""
-        params: dict[str, str | int | None] = {
-            "instType": "SPOT",
-            "instId": inst_id,
-            "state": state,
-            "begin": begin_ms,
-            "end": end_ms,
-        }
-        yield from self._paged("/api/v5/trade/orders-history", params)
-
     def _paged(self, path: str, params: Params) -> Iterator[OrderSnapshot]:
         after: str | None = None
         while True:
@@ -207,7 +162,7 @@ class OkxExchange:
                 raise MalformedResponse(f"okx {path}: pagination cursor did not advance")
             after = cursor
 
-    # Market and account --------------------------------------------------------------------
+    # Market and clock ----------------------------------------------------------------------
 
     def ticker(self, inst_id: str) -> Ticker:
         """Return the current best bid/ask and last price."""
@@ -215,18 +170,6 @@ class OkxExchange:
         if not data:
             raise InvalidInstrument(f"okx: no ticker for {inst_id}")
         return parse_ticker(data[0])
-
-    def candles(self, inst_id: str, bar: str = "1H", limit: int = 100) -> list[Candle]:
-        """Return recent candles, newest first (the first may be incomplete)."""
-        params: Params = {"instId": inst_id, "bar": bar, "limit": limit}
-        return [
-            parse_candle(r) for r in self._rest.get("/api/v5/market/candles", params, signed=False)
-        ]
-
-    def balance(self, ccys: Sequence[str] = ()) -> dict[str, Balance]:
-        """Return the trading account's balances by currency (only non-zero ones)."""
-        data = self._rest.get("/api/v5/account/balance", {"ccy": ",".join(ccys)})
-        return parse_balance(data[0]) if data else {}
 
     def server_time(self) -> int:
         """Return OKX's clock in epoch ms; warn when ours is more than 5 s off."""
@@ -239,7 +182,8 @@ class OkxExchange:
         skew_ms = int((sent + received) * 500) - server_ms
         with self._lock:
             self._skew_ms, self._skew_at = skew_ms, self._clock()
-        metrics.clock_skew(skew_ms)
+        if self._on_clock_skew is not None:
+            self._on_clock_skew(skew_ms)
         if abs(skew_ms) > CLOCK_SKEW_WARN_MS:
             log_event(log, "okx.clock_skew", logging.WARNING, skew_ms=skew_ms, limit_ms=30_000)
         return server_ms
@@ -271,10 +215,11 @@ def _order_body(request: OrderRequest) -> dict[str, Any]:
     }
 
 
-def _deadline_header(requests: Sequence[OrderRequest]) -> dict[str, str]:
-    """OKX's ``expTime`` header: the earliest deadline of the requests, if any has one."""
-    deadlines = [r.exp_time_ms for r in requests if r.exp_time_ms is not None]
-    return {"expTime": str(min(deadlines))} if deadlines else {}
+def _deadline_header(request: OrderRequest) -> dict[str, str]:
+    """OKX's ``expTime`` header: the request's deadline, if it has one."""
+    if request.exp_time_ms is None:
+        return {}
+    return {"expTime": str(request.exp_time_ms)}
 
 
 def _order_ids(ord_id: str | None, cl_ord_id: str | None) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Client-side token buckets for OKX's published REST rate limits.
 
-One ``RateLimiter`` per process is shared by its threads (``shared_limiter()``): OKX counts
+One ``OkxRequestPacer`` per process is shared by its threads (``shared_pacer()``): OKX counts
 per user (and per instrument for trading endpoints), not per connection. A request that finds
 its bucket empty waits for the next token instead of failing with 50011.
 """
@@ -79,8 +79,13 @@ class TokenBucket:
         self.tokens = min(self.tokens, 0.0)
 
 
-class RateLimiter:
-    """Token buckets per endpoint (and per instrument where OKX counts that way)."""
+class OkxRequestPacer:
+    """Pace REST requests to OKX's limits: token buckets per endpoint (and per instrument
+    where OKX counts that way); a request waits for its token rather than fail.
+
+    Websocket connects and subscribe requests are counted by the feed's own sliding window
+    (``feed.subscriptions.RateLimiter``), a different limit.
+    """
 
     def __init__(
         self,
@@ -131,6 +136,6 @@ class RateLimiter:
 
 
 @cache
-def shared_limiter() -> RateLimiter:
-    """Return the process-wide limiter shared by every OKX client of this process."""
-    return RateLimiter()
+def shared_pacer() -> OkxRequestPacer:
+    """Return the process-wide pacer shared by every OKX client of this process."""
+    return OkxRequestPacer()

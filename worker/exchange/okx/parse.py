@@ -6,13 +6,12 @@ the engine only ever sees ``Decimal``, ``int`` milliseconds and ``OrderState`` m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from okxv5.errors import MalformedResponse
 from worker.domain.money import InstrumentRules, to_decimal
 from worker.domain.orders import OrderState
+from worker.exchange.okx.errors import MalformedResponse
 from worker.exchange.port import Fill, OrderSnapshot, Placement, Side, Ticker
 
 ZERO = Decimal(0)
@@ -25,30 +24,6 @@ _STATES = {
     # Canceled by market-maker protection: for a spot order it is just canceled.
     "mmp_canceled": OrderState.CANCELED,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Candle:
-    """One OHLCV row; ``ts_ms`` is the candle's open time."""
-
-    ts_ms: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    vol: Decimal
-    vol_ccy: Decimal
-    confirmed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    """One currency of the trading account."""
-
-    ccy: str
-    available: Decimal
-    frozen: Decimal
-    total: Decimal
 
 
 def _dec(obj: dict[str, Any], key: str) -> Decimal:
@@ -180,38 +155,6 @@ def parse_ticker(item: dict[str, Any]) -> Ticker:
         ask_px=_dec(item, "askPx"),
         ts_ms=_ms(item, "ts"),
     )
-
-
-def parse_candle(row: list[Any]) -> Candle:
-    """Translate ``[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]`` (7 columns in old data)."""
-    if not isinstance(row, list) or len(row) < 6:
-        raise MalformedResponse(f"okx: bad candle row {row!r}")
-    cols = dict(enumerate(row))
-    named = {k: cols.get(i, "") for i, k in enumerate(("ts", "o", "h", "l", "c", "v", "vc"))}
-    return Candle(
-        ts_ms=_ms(named, "ts"),
-        open=_dec(named, "o"),
-        high=_dec(named, "h"),
-        low=_dec(named, "l"),
-        close=_dec(named, "c"),
-        vol=_dec(named, "v"),
-        vol_ccy=_dec(named, "vc"),
-        confirmed=str(cols.get(8, "1")) == "1",
-    )
-
-
-def parse_balance(account: dict[str, Any]) -> dict[str, Balance]:
-    """Translate ``data[0]`` of ``account/balance`` into balances by currency."""
-    out: dict[str, Balance] = {}
-    for d in account.get("details") or []:
-        ccy = _required(d, "ccy")
-        out[ccy] = Balance(
-            ccy=ccy,
-            available=_dec(d, "availBal"),
-            frozen=_dec(d, "frozenBal"),
-            total=_dec(d, "eq") or _dec(d, "cashBal"),
-        )
-    return out
 
 
 def parse_server_time(item: dict[str, Any]) -> int:

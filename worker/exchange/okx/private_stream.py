@@ -24,12 +24,18 @@ from typing import Any
 
 import websocket
 
-from okxv5.errors import MalformedResponse, error_for_code
-from okxv5.keepalive import PING, Keepalive, ReconnectWatch
-from okxv5.parse import parse_order
-from okxv5.rest import Credentials
-from okxv5.signing import ws_login_signature
 from worker.domain.errors import LimitflowError
+from worker.exchange.okx.errors import MalformedResponse, error_for_code
+from worker.exchange.okx.keepalive import (
+    PING,
+    UPGRADE_NOTICE,
+    Keepalive,
+    ReconnectWatch,
+    backoff,
+)
+from worker.exchange.okx.parse import parse_order
+from worker.exchange.okx.rest import Credentials
+from worker.exchange.okx.signing import ws_login_signature
 from worker.exchange.port import snapshot_to_message
 from worker.logs import log_event
 from worker.task_names import APPLY_ORDER_UPDATE, SYNC_ACTIVE_ORDERS
@@ -40,7 +46,6 @@ Publish = Callable[[str, list[object]], None]
 Connect = Callable[..., Any]
 OnReconnectLoop = Callable[[int, str], None]
 ORDERS_ARG = {"channel": "orders", "instType": "SPOT"}
-UPGRADE_NOTICE = "64008"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +87,6 @@ class SeenTrades:
         self._keys.move_to_end(key)
         if len(self._keys) > self._size:
             self._keys.popitem(last=False)
-
-
-def backoff(attempt: int, timing: Timing, rng: Callable[[], float]) -> float:
-    """Half to all of ``base * 2**attempt`` seconds, capped at ``backoff_max``."""
-    cap = min(timing.backoff_max, timing.backoff_base * 2.0 ** min(attempt, 30))
-    return cap * (0.5 + rng() / 2)
 
 
 class OrdersStream:
@@ -146,7 +145,10 @@ class OrdersStream:
             if self._stop.is_set():
                 break
             attempt = 0 if healthy else attempt + 1
-            delay = 0.0 if reason == "notice" else backoff(attempt, self._timing, self._rng)
+            delay = 0.0  # the upgrade notice: reconnect at once
+            if reason != "notice":
+                t = self._timing
+                delay = backoff(attempt, t.backoff_base, t.backoff_max, self._rng)
             log_event(log, "orders_stream.reconnecting", reason=reason, delay_s=round(delay, 3))
             self.reconnect_reasons[reason] += 1
             now = self._clock()

@@ -1,1 +1,0 @@
-"""OKX v5 protocol pieces shared by the adapter, the feed and the simulator."""
