@@ -385,7 +385,7 @@ class WorkerCollector:
         from sqlalchemy import func, select
 
         from worker.domain.lots import LotState
-        from worker.ledger import ops
+        from worker.ledger.admission import open_positions_count
         from worker.ledger.db import Ledger
         from worker.ledger.models import Lot
 
@@ -394,7 +394,7 @@ class WorkerCollector:
         ledger = self._ledger
         try:
             with ledger.begin() as s:
-                positions = ops.open_positions_count(ledger, s)
+                positions = open_positions_count(s)
                 attention = s.scalar(
                     select(func.count()).where(Lot.state == LotState.NEEDS_ATTENTION.value)
                 )

@@ -4,8 +4,9 @@ OKX charges a spot buy's fee in the base currency, so a buy delivers its size mi
 one unit of a coin with ``lotSz = minSz = 1`` nets 0.999, a lot that can never be sold. A buy
 is therefore sized so that what it nets at a fee-rate upper bound, rounded down to ``lotSz``,
 is still at least ``minSz``; a budget that cannot buy that much is ``below_min_size``.
-``lot_from_fill`` computes a filled buy's lot with the very same rule. Used by the workers
-(``worker.services.buy``) and by the feed (``feed.strategies.base``).
+``lot_from_fill`` (and ``lot_of_buy``) compute a filled buy's lot with the very same rule.
+Used by the workers (``worker.services.buy``, ``worker.services.settle``) and by the feed
+(``feed.strategies.base``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ def lot_from_fill(
     if size < rules.min_sz:
         return _ZERO, net
     return size, net - size
+
+
+def lot_of_buy(
+    rules: InstrumentRules, filled: Decimal, fee: Decimal, fee_ccy: str
+) -> tuple[Decimal, Decimal]:
+    """What a buy delivered: ``(lot size, dust)``. Its fee is taken off when it was charged
+    in the base currency (``lot_from_fill``); a fee in the quote currency is part of the cost.
+    """
+    return lot_from_fill(rules, filled, fee if fee_ccy == rules.base_ccy else _ZERO)
 
 
 def min_sellable_buy(rules: InstrumentRules, fee_rate: Decimal) -> Decimal:

@@ -15,7 +15,7 @@ from worker.domain.describe import age, num, when
 from worker.domain.lots import LotState
 from worker.ledger.db import Executor
 from worker.ledger.models import Lot, Order
-from worker.ledger.ops import OPEN, UNSOLD_LOT_SQL
+from worker.ledger.states import OPEN, UNSOLD_LOT_SQL
 from worker.ledger.switches import pause_detail
 
 # At most this many positions are named in a risk-limit detail (it fits the column).
@@ -122,11 +122,12 @@ def cooldown_detail(
     )
 
 
-def positions_detail(session: Executor, limit: int) -> str:
-    """Why ``MAX_OPEN_POSITIONS`` refused a buy: the positions held, the first few named."""
+def positions_detail(session: Executor, limit: int, refused_order_id: int | None = None) -> str:
+    """Why ``MAX_OPEN_POSITIONS`` refused a buy: the positions held, the first few named
+    (not counting ``refused_order_id``, the refused buy's own intent, about to be undone)."""
     buys = session.execute(
         select(Order.inst_id, Order.strategy, Order.cl_ord_id)
-        .where(Order.side == "buy", Order.state.in_(OPEN))
+        .where(Order.side == "buy", Order.state.in_(OPEN), Order.id != (refused_order_id or 0))
         .order_by(Order.id)
     ).all()
     lots = session.execute(
