@@ -376,7 +376,7 @@ def _admit_loop(db_url: str, count: int, no_lock: bool, sync: Any, out: Any) -> 
     if no_lock:  # diagnostic only: MAX_OPEN_POSITIONS is no longer enforced
         from worker.ledger import admission
 
-        admission.ADMIT = admission.admit_statement(lock=False)
+        admission.LOCK_AND_COUNT = admission.lock_and_count_sql(lock=False)
     settings = builders.make_settings(
         DATABASE_URL=db_url, MAX_OPEN_POSITIONS="1000000", SIGNAL_TTL_SECONDS="3600"
     )

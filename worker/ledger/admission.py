@@ -10,15 +10,20 @@ side by side, holding the cluster-wide positions lock as briefly as it can:
 
 1. lock the slot's row (one position per slot), and take the intent's time under it;
 2. one statement: the blockers, and unless one applies, the intent's INSERT with its signal's
-   row; on PostgreSQL the same statement takes the positions advisory lock as its last step;
-3. count the positions in the next statement. It starts after the lock is held, so READ
-   COMMITTED gives it a snapshot in which every admission that held the lock before has
-   committed; our own uncommitted intent is counted too. Over the limit, the intent and its
-   signal row are deleted again and the buy is ``risk_limit``;
+   row;
+3. take the positions lock, then count the positions. On PostgreSQL both go in ONE round
+   trip as two statements (``LOCK_AND_COUNT``): the count's statement starts after the lock
+   is granted, so READ COMMITTED gives it a snapshot in which every admission that held the
+   lock before has committed, and our own uncommitted intent is counted too. (A count in the
+   statement that waits for the lock would not see them: its snapshot predates the wait.)
+   Over the limit, the intent and its signal row are deleted again and the buy is
+   ``risk_limit``;
 4. the caller commits, which releases the lock (only then can the next count see our intent).
 
-So the lock is held for the count's round trip and the commit, not for the whole admission.
-On SQLite every write transaction is serialized anyway (``BEGIN IMMEDIATE``).
+So the lock is held for the count and the commit: no statement of ours waits on the worker
+while it is held, except the COMMIT itself. Never ``synchronous_commit=off`` here: an intent
+is committed before anything is sent (promise 2). On SQLite every write transaction is
+serialized anyway (``BEGIN IMMEDIATE``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
 
 from worker.domain.deadlines import placement_deadline, to_epoch_ms
 from worker.domain.describe import when
@@ -149,12 +155,9 @@ _SIGNAL_COLUMNS = (
 )
 
 
-def admit_statement(*, lock: bool = True) -> Select[Any]:
+def _admit_statement() -> Select[Any]:
     """PostgreSQL's step 2 in one statement: the blockers; unless one applies, the intent and
-    its signal's row; then (``lock``) the positions lock, once the intent is written.
-
-    ``lock=False`` is for the benchmark's diagnostics only: the limit is no longer exact.
-    """
+    its signal's row."""
     blockers = _blockers().cte("blockers")
     values = [bindparam(c, type_=_ORDERS.c[c].type) for c in _INTENT_COLUMNS]
     free = ~or_(*blockers.c)
@@ -170,31 +173,40 @@ def admit_statement(*, lock: bool = True) -> Select[Any]:
         .from_select([*_SIGNAL_COLUMNS, "order_id"], select(*signal_values, intent.c.id))
         .on_conflict_do_nothing()
     )
-    stmt = (
+    return (
         select(*blockers.c, select(intent.c.id).scalar_subquery().label("order_id"))
         .select_from(blockers)
         .add_cte(signal.cte("intent_signal"))
     )
-    if lock:
-        # One row per written intent: no intent, no lock. (A CTE with a volatile function
-        # is evaluated, never inlined away.)
-        locked = select(func.pg_advisory_xact_lock(POSITIONS_LOCK)).select_from(intent)
-        stmt = stmt.add_columns(
-            select(func.count()).select_from(locked.cte("locked")).scalar_subquery()
-        )
-    return stmt
 
 
 # Built once: the hot path binds values instead of building statements again.
 BLOCKERS = _blockers()
-ADMIT = admit_statement()
+ADMIT = _admit_statement()
 INSERT_INTENT = insert(_ORDERS).returning(_ORDERS.c.id)
 POSITIONS_QUERY = select(
-    select(func.count()).where(Order.side == Side.BUY, Order.state.in_(OPEN_SQL)).scalar_subquery(),
-    select(func.count()).where(Lot.state.in_(UNSOLD_LOT_SQL)).scalar_subquery(),
+    (
+        select(func.count()).where(Order.side == Side.BUY, Order.state.in_(OPEN_SQL))
+    ).scalar_subquery()
+    + select(func.count()).where(Lot.state.in_(UNSOLD_LOT_SQL)).scalar_subquery()
 )
-_UNDO_SIGNAL: Delete = delete(_SIGNALS).where(_SIGNALS.c.signal_id == bindparam("u_signal_id"))
+_UNDO_SIGNAL: Delete = delete(_SIGNALS).where(
+    _SIGNALS.c.signal_id == bindparam("u_signal_id"),
+    _SIGNALS.c.order_id == bindparam("u_order_id"),
+)
 _UNDO_INTENT: Delete = delete(_ORDERS).where(_ORDERS.c.id == bindparam("u_order_id"))
+
+
+def lock_and_count_sql(*, lock: bool = True) -> str:
+    """PostgreSQL's step 3: two statements, sent together by the simple query protocol (they
+    take no parameters). ``lock=False`` is for the benchmark's diagnostics only: without the
+    lock the limit is no longer exact."""
+    dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+    count = POSITIONS_QUERY.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return (f"SELECT pg_advisory_xact_lock({POSITIONS_LOCK}); " if lock else "") + f"{count}"
+
+
+LOCK_AND_COUNT = lock_and_count_sql()
 
 
 def open_positions_count(session: Executor) -> int:
@@ -202,8 +214,24 @@ def open_positions_count(session: Executor) -> int:
 
     Exact for an admission only as its step 3 (see the module's docstring).
     """
-    row = session.execute(POSITIONS_QUERY).one()
-    return int(row[0]) + int(row[1])
+    return int(session.execute(POSITIONS_QUERY).scalar_one())
+
+
+def _count_under_the_positions_lock(ledger: Ledger, session: Executor) -> int:
+    """Step 3: take the positions lock, then count (see the module's docstring)."""
+    if ledger.sqlite:
+        return open_positions_count(session)
+    conn = session.connection() if isinstance(session, Session) else session
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(LOCK_AND_COUNT)
+        while cursor.nextset():  # the count is the last statement's result
+            pass
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    assert row is not None
+    return int(row[0])
 
 
 def try_admit(
@@ -251,10 +279,11 @@ def try_admit(
     if problem is not None:
         return _refuse(ledger, session, request, now, *problem)
     assert order_id is not None
-    if open_positions_count(session) > request.max_positions:
+    if _count_under_the_positions_lock(ledger, session) > request.max_positions:
         detail = facts.positions_detail(session, request.max_positions, order_id)
-        session.execute(_UNDO_SIGNAL, {"u_signal_id": signal.signal_id[:200]})
-        session.execute(_UNDO_INTENT, {"u_order_id": order_id})
+        undo = {"u_signal_id": signal.signal_id[:200], "u_order_id": order_id}
+        session.execute(_UNDO_SIGNAL, undo)
+        session.execute(_UNDO_INTENT, undo)
         return _refuse(ledger, session, request, now, RISK_LIMIT, detail)
     return Admitted(order_id)
 
