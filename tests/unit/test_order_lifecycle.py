@@ -20,7 +20,7 @@ from worker.domain.orders import (
     apply_event,
     event_for_exchange_state,
 )
-from worker.domain.results import EXIT_DONE, ExitResult, Verdict
+from worker.domain.results import BLOCKERS, BUSY, EXIT_DONE, ExitResult, SkipReason, Verdict
 
 S, E = OrderState, OrderEvent
 
@@ -199,4 +199,27 @@ def test_results_and_sides_keep_their_words() -> None:
         "dust",
         "exit_placed",
     }
+    assert [r.value for r in SkipReason] == [
+        "duplicate",
+        "slot_busy",
+        "unsold_lot",
+        "cooldown",
+        "paused",
+        "expired",
+        "below_min_size",
+        "risk_limit",
+        "disabled",
+        "cached_busy",
+        "invalid_instrument",
+        "exchange_error",
+        "invalid_message",
+    ]
+    assert [b.value for b in BLOCKERS] == [
+        "duplicate",
+        "slot_busy",
+        "unsold_lot",
+        "cooldown",
+        "paused",
+    ]
+    assert {b.value for b in BUSY} == {"slot_busy", "unsold_lot", "cooldown"}
     assert f"{Verdict.UNKNOWN}" == "unknown" and str(ExitResult.DUST) == "dust"

@@ -23,6 +23,40 @@ class Verdict(enum.StrEnum):
     INVALID = "invalid"  # an order update message that cannot be read: dropped
 
 
+class SkipReason(enum.StrEnum):
+    """Why a buy signal did not become an order (the ``reason`` recorded with it)."""
+
+    # Already recorded: nothing is recorded again (the task's outcome is ``duplicate``).
+    DUPLICATE = "duplicate"
+    # Under the slot lock, in this order of precedence (``worker.ledger.admission``):
+    SLOT_BUSY = "slot_busy"  # an order of the slot is open
+    UNSOLD_LOT = "unsold_lot"  # the slot holds a lot not sold yet (or one that needs attention)
+    COOLDOWN = "cooldown"  # a buy of the slot bought something within BUY_GUARD_WINDOW_SECONDS
+    PAUSED = "paused"  # every buy, or this strategy's, is paused
+    EXPIRED = "expired"  # past its expiry (before or while waiting for the lock)
+    BELOW_MIN_SIZE = "below_min_size"  # no buy within its budget nets a sellable lot
+    RISK_LIMIT = "risk_limit"  # MAX_OPEN_POSITIONS reached, or worth more than MAX_ORDER_USDT
+    # Before the lock:
+    DISABLED = "disabled"  # the strategy has enabled = false
+    CACHED_BUSY = "cached_busy"  # this worker saw the slot busy within its cache's TTL
+    INVALID_INSTRUMENT = "invalid_instrument"  # the exchange does not trade the instrument
+    # After the task gave up:
+    EXCHANGE_ERROR = "exchange_error"  # the exchange kept failing
+    INVALID_MESSAGE = "invalid_message"  # the message is no valid signal
+
+
+# The blockers that a slot's own rows or switches raise, in their order of precedence.
+BLOCKERS = (
+    SkipReason.DUPLICATE,
+    SkipReason.SLOT_BUSY,
+    SkipReason.UNSOLD_LOT,
+    SkipReason.COOLDOWN,
+    SkipReason.PAUSED,
+)
+# Blockers that say the slot is busy for a while: the worker's cache remembers them.
+BUSY = frozenset({SkipReason.SLOT_BUSY, SkipReason.UNSOLD_LOT, SkipReason.COOLDOWN})
+
+
 class ExitResult(enum.StrEnum):
     """What an attempt to sell a lot did (``worker.services.sell``, ``worker.services.exits``)."""
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from worker.domain.money import InstrumentRules, quantize_str, round_up
+from worker.domain.results import SkipReason
 
-BELOW_MIN_SIZE = "below_min_size"
-RISK_LIMIT = "risk_limit"
+BELOW_MIN_SIZE = SkipReason.BELOW_MIN_SIZE
+RISK_LIMIT = SkipReason.RISK_LIMIT
 # OKX's regular spot taker rate, and the simulator's default.
 DEFAULT_FEE_RATE_BOUND = Decimal("0.001")
 _ZERO = Decimal(0)
@@ -36,7 +37,7 @@ class SizedBuy:
 class Unsizable:
     """Why a buy cannot be sized: ``below_min_size`` or ``risk_limit``, with the numbers."""
 
-    reason: str
+    reason: SkipReason
     detail: str
 
 

@@ -55,7 +55,8 @@ from sqlalchemy.orm import Session
 from worker.domain.deadlines import placement_deadline, to_epoch_ms
 from worker.domain.describe import when
 from worker.domain.orders import OrderState, Side
-from worker.domain.sizing import RISK_LIMIT
+from worker.domain.results import BLOCKERS as BLOCKER_REASONS
+from worker.domain.results import SkipReason
 from worker.ledger import facts
 from worker.ledger.db import Executor, Ledger, lock_key
 from worker.ledger.models import EngineFlag, Lot, Order, Signal
@@ -64,10 +65,6 @@ from worker.ledger.states import OPEN_SQL, UNSOLD_LOT_SQL
 from worker.signals import BuySignal, to_message
 
 POSITIONS_LOCK = lock_key("open_positions")
-# In their order of precedence (``worker.ledger.facts`` tells the facts behind each).
-BLOCKER_REASONS = ("duplicate", "slot_busy", "unsold_lot", "cooldown", "paused")
-DUPLICATE = "duplicate"
-EXPIRED = "expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +75,7 @@ class Admission:
     cl_ord_id: str
     px: Decimal
     sz: Decimal
-    unsizable: tuple[str, str] | None  # (reason, detail) when no order can be sized
+    unsizable: tuple[SkipReason, str] | None  # (reason, detail) when no order can be sized
     guard_seconds: int  # BUY_GUARD_WINDOW_SECONDS
     ttl_seconds: int  # SIGNAL_TTL_SECONDS
     max_positions: int  # MAX_OPEN_POSITIONS
@@ -94,9 +91,9 @@ class Admitted:
 
 @dataclass(frozen=True, slots=True)
 class Blocked:
-    """The buy may not go: why (a skip reason, or ``duplicate``), with the facts."""
+    """The buy may not go: why (``duplicate``: recorded before), with the facts."""
 
-    reason: str
+    reason: SkipReason
     detail: str = ""
 
 
@@ -252,7 +249,7 @@ def try_admit(
     if signal.is_expired(request.ttl_seconds, now_ms):
         # Perishable, never executed late.
         problem = (
-            EXPIRED,
+            SkipReason.EXPIRED,
             late_detail(signal, request.ttl_seconds, now_ms, "the slot lock was taken"),
         )
     params = _blocker_params(request, now)
@@ -268,8 +265,8 @@ def try_admit(
         row = session.execute(ADMIT, params | _intent(request, now) | _signal_row(signal, now))
         values = row.one()
         blocker, order_id = _first(values), values.order_id
-    if blocker == DUPLICATE:
-        return Blocked(DUPLICATE)
+    if blocker is SkipReason.DUPLICATE:
+        return Blocked(blocker)
     if blocker is not None:
         # Only a refusal pays for its facts, under the lock that decided it.
         detail = facts.blocker_detail(
@@ -284,17 +281,22 @@ def try_admit(
         undo = {"u_signal_id": signal.signal_id[:200], "u_order_id": order_id}
         session.execute(_UNDO_SIGNAL, undo)
         session.execute(_UNDO_INTENT, undo)
-        return _refuse(ledger, session, request, now, RISK_LIMIT, detail)
+        return _refuse(ledger, session, request, now, SkipReason.RISK_LIMIT, detail)
     return Admitted(order_id)
 
 
-def _first(row: Any) -> str | None:
+def _first(row: Any) -> SkipReason | None:
     hits = tuple(row)[: len(BLOCKER_REASONS)]
     return next((reason for reason, hit in zip(BLOCKER_REASONS, hits, strict=True) if hit), None)
 
 
 def _refuse(
-    ledger: Ledger, session: Executor, request: Admission, now: datetime, reason: str, detail: str
+    ledger: Ledger,
+    session: Executor,
+    request: Admission,
+    now: datetime,
+    reason: SkipReason,
+    detail: str,
 ) -> Blocked:
     record_outcome(ledger, session, request.signal, now, "skipped", reason, detail)
     return Blocked(reason, detail)

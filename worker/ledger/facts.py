@@ -13,6 +13,7 @@ from sqlalchemy import cast as sql_cast
 
 from worker.domain.describe import age, num, when
 from worker.domain.lots import LotState
+from worker.domain.results import SkipReason
 from worker.ledger.db import Executor
 from worker.ledger.models import Lot, Order
 from worker.ledger.states import OPEN, UNSOLD_LOT_SQL
@@ -32,13 +33,13 @@ def blocker_detail(
 ) -> str:
     """The facts behind a ``slot_blocker`` reason (``slot_busy``, ``unsold_lot``,
     ``cooldown``, ``paused``)."""
-    if reason == "slot_busy":
+    if reason == SkipReason.SLOT_BUSY:
         return open_order_detail(session, inst_id, strategy, now)
-    if reason == "unsold_lot":
+    if reason == SkipReason.UNSOLD_LOT:
         return unsold_lot_detail(session, inst_id, strategy, now)
-    if reason == "cooldown":
+    if reason == SkipReason.COOLDOWN:
         return cooldown_detail(session, inst_id, strategy, now, guard_seconds)
-    if reason == "paused":
+    if reason == SkipReason.PAUSED:
         return pause_detail(session, strategy)
     return ""
 

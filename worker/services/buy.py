@@ -15,8 +15,9 @@ from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
 from worker.domain.orders import OrderState, Side
+from worker.domain.results import BUSY, SkipReason
 from worker.domain.sizing import Unsizable, size_buy
-from worker.ledger.admission import DUPLICATE, Admission, Blocked, late_detail, try_admit
+from worker.ledger.admission import Admission, Blocked, late_detail, try_admit
 from worker.ledger.signals import record_outcome, record_signal
 from worker.runtime import Runtime
 from worker.services.intents import Intent
@@ -63,7 +64,7 @@ def record_invalid(rt: Runtime, message: Any, kind: str, error: str) -> str:
             signal_id=signal_id,
             kind=kind,
             outcome="invalid",
-            reason="invalid_message",
+            reason=SkipReason.INVALID_MESSAGE,
             detail=error,
             now=rt.now(),
             strategy=_short_text(message, "strategy", 32),
@@ -83,9 +84,9 @@ def record_unexecuted(rt: Runtime, message: Any, error: str) -> BuyResult:
     """Record a valid signal that could not be executed (the exchange kept failing)."""
     signal = parse_buy(message)
     with rt.ledger.connect() as s:
-        record_outcome(rt.ledger, s, signal, rt.now(), "skipped", "exchange_error", error)
+        record_outcome(rt.ledger, s, signal, rt.now(), "skipped", SkipReason.EXCHANGE_ERROR, error)
     slot = f"{signal.inst_id}/{signal.strategy}"
-    return BuyResult(signal.signal_id, slot, "skipped", "exchange_error")
+    return BuyResult(signal.signal_id, slot, "skipped", SkipReason.EXCHANGE_ERROR)
 
 
 def process_buy(rt: Runtime, message: Any) -> BuyResult:
@@ -100,7 +101,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
     settings = rt.settings
     now = rt.now()
 
-    def skip(reason: str, detail: str = "", *, cache_busy: bool = False) -> BuyResult:
+    def skip(reason: SkipReason, detail: str = "", *, cache_busy: bool = False) -> BuyResult:
         with rt.ledger.connect() as s:
             record_outcome(rt.ledger, s, signal, now, "skipped", reason, detail)
         rt.cache.remember_signal(signal.signal_id, "skipped")
@@ -110,11 +111,14 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
 
     if not settings.strategies.params(signal.strategy).enabled:
         # The feed sends nothing for it; a signal sent by hand or by a webhook stops here.
-        return skip("disabled", f"{signal.strategy} has enabled = false in STRATEGY_CONFIG")
+        return skip(
+            SkipReason.DISABLED, f"{signal.strategy} has enabled = false in STRATEGY_CONFIG"
+        )
     now_ms = int(now.timestamp() * 1000)
     if signal.is_expired(settings.SIGNAL_TTL_SECONDS, now_ms):
         return skip(
-            "expired", late_detail(signal, settings.SIGNAL_TTL_SECONDS, now_ms, "a worker took it")
+            SkipReason.EXPIRED,
+            late_detail(signal, settings.SIGNAL_TTL_SECONDS, now_ms, "a worker took it"),
         )
     if rt.cache.seen_outcome(signal.signal_id) is not None:
         return BuyResult(signal.signal_id, slot_name, "duplicate", "cached")
@@ -123,12 +127,14 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         # Cheap, lock-free record; final like any other outcome of this signal.
         seen, why = busy
         ttl = rt.cache.busy.ttl
-        return skip("cached_busy", f"this worker saw the slot {seen} within {ttl:g} s: {why}")
+        return skip(
+            SkipReason.CACHED_BUSY, f"this worker saw the slot {seen} within {ttl:g} s: {why}"
+        )
 
     try:
         rules = rt.rules(signal.inst_id)
     except Fatal as exc:
-        return skip("invalid_instrument", str(exc))
+        return skip(SkipReason.INVALID_INSTRUMENT, str(exc))
     px, sz, size_problem = _order_size(signal, rules, settings)
 
     request = Admission(
@@ -146,14 +152,16 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         admission = try_admit(rt.ledger, s, request, rt.now)
     rt.cache.remember_signal(signal.signal_id, "recorded")
     if isinstance(admission, Blocked):
-        if admission.reason == DUPLICATE:
+        if admission.reason is SkipReason.DUPLICATE:
             return BuyResult(signal.signal_id, slot_name, "duplicate", "recorded")
-        if admission.reason in ("slot_busy", "unsold_lot", "cooldown"):
+        if admission.reason in BUSY:
             rt.cache.mark_busy(slot, admission.reason, admission.detail)
         return BuyResult(signal.signal_id, slot_name, "skipped", admission.reason)
     metrics.order_state(Side.BUY, OrderState.PENDING_SUBMIT)
     cl_ord_id = request.cl_ord_id
-    rt.cache.mark_busy(slot, "slot_busy", f"order {cl_ord_id} was placed for {signal.signal_id}")
+    rt.cache.mark_busy(
+        slot, SkipReason.SLOT_BUSY, f"order {cl_ord_id} was placed for {signal.signal_id}"
+    )
     intent = Intent(
         admission.order_id, signal.inst_id, signal.strategy, Side.BUY, px, sz, cl_ord_id
     )
@@ -165,7 +173,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
 
 def _order_size(
     signal: BuySignal, rules: InstrumentRules, settings: Settings
-) -> tuple[Decimal, Decimal, tuple[str, str] | None]:
+) -> tuple[Decimal, Decimal, tuple[SkipReason, str] | None]:
     """Price, size, and why the order cannot go (see ``worker.domain.sizing``)."""
     sized = size_buy(
         rules,
