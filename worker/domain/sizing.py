@@ -62,6 +62,17 @@ def lot_of_buy(
     return lot_from_fill(rules, filled, fee if fee_ccy == rules.base_ccy else _ZERO)
 
 
+def sellable_rest(rules: InstrumentRules, size: Decimal, sold: Decimal) -> Decimal:
+    """What of a lot of ``size`` can still be sold once ``sold`` is: rounded down to
+    ``lotSz``. Below ``minSz`` it is dust, and the lot closes."""
+    return rules.size_down(size - sold)
+
+
+def is_dust(rules: InstrumentRules, size: Decimal, sold: Decimal) -> bool:
+    """Whether what remains of a lot is too small to sell (below ``minSz`` once rounded)."""
+    return sellable_rest(rules, size, sold) < rules.min_sz
+
+
 def min_sellable_buy(rules: InstrumentRules, fee_rate: Decimal) -> Decimal:
     """The smallest buy (a multiple of ``lotSz``) that nets a sellable lot at ``fee_rate``."""
     least_lot = round_up(rules.min_sz, rules.lot_sz)  # the smallest multiple of lotSz >= minSz

@@ -19,7 +19,7 @@ from worker.domain.ids import sell_cl_ord_id
 from worker.domain.lots import UNSOLD_STATES, LotState
 from worker.domain.money import InstrumentRules
 from worker.domain.orders import OrderState, Side
-from worker.domain.sizing import lot_of_buy
+from worker.domain.sizing import is_dust, lot_of_buy, sellable_rest
 from worker.ledger.models import ORPHAN, Lot, Order
 from worker.logs import log_event
 from worker.runtime import Runtime
@@ -128,7 +128,7 @@ def _sell_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], li
 
 def close_if_done(rt: Runtime, lot: Lot, rules: InstrumentRules) -> list[Slot]:
     """Close a lot whose remainder is below ``minSz`` (kept as dust); return freed slots."""
-    if lot.state not in UNSOLD_STATES or remaining_size(lot, rules) >= rules.min_sz:
+    if lot.state not in UNSOLD_STATES or not is_dust(rules, lot.size, lot.sold_sz):
         return []
     lot.dust_sz += lot.size - lot.sold_sz
     lot.state = LotState.CLOSED.value
@@ -142,10 +142,6 @@ def close_if_done(rt: Runtime, lot: Lot, rules: InstrumentRules) -> list[Slot]:
         pnl=lot.proceeds - lot.cost,
     )
     return [(lot.inst_id, lot.strategy)]
-
-
-def remaining_size(lot: Lot, rules: InstrumentRules) -> Decimal:
-    return rules.size_down(lot.size - lot.sold_sz)
 
 
 def new_sell_intent(
@@ -166,7 +162,7 @@ def new_sell_intent(
         purpose=purpose,
         state=OrderState.PENDING_SUBMIT.value,
         px=px,
-        sz=remaining_size(lot, rules),
+        sz=sellable_rest(rules, lot.size, lot.sold_sz),
         lot_id=lot.id,
         created_at=now,
         updated_at=now,
