@@ -374,9 +374,9 @@ class Cluster:
 def _admit_loop(db_url: str, count: int, no_lock: bool, sync: Any, out: Any) -> None:
     """One client: ``count`` distinct slots through the buy path, between two barriers."""
     if no_lock:  # diagnostic only: MAX_OPEN_POSITIONS is no longer enforced
-        from worker.ledger import ops
+        from worker.ledger import admission
 
-        ops.BLOCKER_QUERY[False] = ops._blocker_query(False)
+        admission.LOCK_AND_COUNT = admission.lock_and_count_sql(lock=False)
     settings = builders.make_settings(
         DATABASE_URL=db_url, MAX_OPEN_POSITIONS="1000000", SIGNAL_TTL_SECONDS="3600"
     )

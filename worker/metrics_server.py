@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from worker import metrics
 from worker.domain.lots import LotState
-from worker.ledger import ops
+from worker.ledger.admission import open_positions_count
 from worker.ledger.db import Ledger
 from worker.ledger.models import Lot
 from worker.logs import log_event
@@ -246,7 +246,7 @@ class WorkerCollector:
         ledger = self._ledger
         try:
             with ledger.begin() as s:
-                positions = ops.open_positions_count(ledger, s)
+                positions = open_positions_count(s)
                 attention = s.scalar(
                     select(func.count()).where(Lot.state == LotState.NEEDS_ATTENTION.value)
                 )

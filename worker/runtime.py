@@ -143,8 +143,8 @@ def _rehearse_buy(rt: Runtime) -> None:
     from decimal import Decimal
 
     from worker.domain.ids import buy_cl_ord_id
-    from worker.ledger import ops
-    from worker.services.orders import SENDABLE
+    from worker.ledger.admission import Admission, Admitted, try_admit
+    from worker.ledger.orders import SENDABLE, accept_if_pending
     from worker.signals import BuySignal
 
     now = rt.now()
@@ -159,16 +159,25 @@ def _rehearse_buy(rt: Runtime) -> None:
         quote_sz=Decimal(1),
         created_at=now_ms,
     )
-    cl_ord_id = buy_cl_ord_id(signal.strategy, signal.signal_id)
+    settings = rt.settings
+    request = Admission(
+        signal=signal,
+        cl_ord_id=buy_cl_ord_id(signal.strategy, signal.signal_id),
+        px=Decimal(1),
+        sz=Decimal(1),
+        unsizable=None,
+        guard_seconds=1,
+        ttl_seconds=settings.SIGNAL_TTL_SECONDS,
+        max_positions=settings.MAX_OPEN_POSITIONS,
+        pending_timeout_seconds=settings.PENDING_TIMEOUT_SECONDS,
+    )
     ledger = rt.ledger
     try:
         with ledger.connect() as conn:
-            ledger.lock_slot(conn, signal.inst_id, signal.strategy)
-            ops.slot_blocker(ledger, conn, signal.inst_id, signal.strategy, now, 1, "-")
-            one, limit = Decimal(1), rt.settings.MAX_OPEN_POSITIONS
-            order_id = ops.admit(ledger, conn, signal, now, cl_ord_id, one, one, limit, now)
-            conn.execute(SENDABLE, {"order_id": order_id or 0})  # the sender's last look
-            ops.accept_if_pending(conn, order_id or 0, "warm-up", now)
+            admitted = try_admit(ledger, conn, request, lambda: now)
+            order_id = admitted.order_id if isinstance(admitted, Admitted) else 0
+            conn.execute(SENDABLE, {"order_id": order_id})  # the sender's last look
+            accept_if_pending(conn, order_id, "warm-up", now)
             raise _Rollback
     except _Rollback:
         pass

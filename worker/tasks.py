@@ -44,6 +44,8 @@ from worker.app import (
 )
 from worker.banner import log_banner
 from worker.domain.errors import ExchangeError, Retryable
+from worker.domain.orders import OrderState
+from worker.domain.results import Verdict
 from worker.exchange.factory import build_okx_exchange
 from worker.ledger.db import make_engine
 from worker.ledger.migrate import NotMigrated, check_migrated
@@ -52,12 +54,15 @@ from worker.notify import DeliveryFailed, deliver, reconcile_alert
 from worker.runtime import get_runtime, warm_up
 from worker.services import reconcile
 from worker.services.buy import process_buy, record_unexecuted
-from worker.services.orders import VERIFY_DELAYS, lookup
+from worker.services.lookup import lookup
+from worker.services.placement import VERIFY_DELAYS
 from worker.services.sell import process_sell, record_sell_failed
 from worker.services.updates import apply_update_message
 from worker.settings import get_settings
 
 log = logging.getLogger("limitflow.tasks")
+# What a lookup may answer while the exchange has not settled the order yet: look again.
+UNSETTLED = (Verdict.MISSING, Verdict.UNKNOWN, OrderState.PENDING_SUBMIT)
 TRANSIENT = (Retryable, OperationalError)
 
 
@@ -153,7 +158,7 @@ def verify_order(self: Task, order_id: int, attempt: int = 0) -> None:
         rt = get_runtime()
         result = lookup(rt, order_id)
         line["outcome"] = result
-        if result in ("missing", "unknown", "pending_submit") and attempt + 1 < len(VERIFY_DELAYS):
+        if result in UNSETTLED and attempt + 1 < len(VERIFY_DELAYS):
             rt.schedule(VERIFY_ORDER, [order_id, attempt + 1], VERIFY_DELAYS[attempt + 1])
 
 

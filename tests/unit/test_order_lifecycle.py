@@ -16,9 +16,11 @@ from worker.domain.orders import (
     OrderEvent,
     OrderState,
     Outcome,
+    Side,
     apply_event,
     event_for_exchange_state,
 )
+from worker.domain.results import BLOCKERS, BUSY, EXIT_DONE, ExitResult, SkipReason, Verdict
 
 S, E = OrderState, OrderEvent
 
@@ -166,3 +168,58 @@ def test_states_the_exchange_never_reports_have_no_event(state: OrderState) -> N
 def test_an_illegal_transition_names_the_state_and_the_event() -> None:
     with pytest.raises(IllegalTransition, match="order in state filled cannot take event canceled"):
         apply_event(S.FILLED, E.CANCELED)
+
+
+def test_results_and_sides_keep_their_words() -> None:
+    """The enums' values are what the database, the logs and JSON hold: never renamed."""
+    assert [s.value for s in Side] == ["buy", "sell"]
+    assert [v.value for v in Verdict] == [
+        "missing",
+        "unknown",
+        "gone",
+        "foreign",
+        "conflict",
+        "invalid",
+    ]
+    assert [r.value for r in ExitResult] == [
+        "exit_placed",
+        "take_profit_placed",
+        "exiting",
+        "resting",
+        "sold_meanwhile",
+        "dust",
+        "closed",
+        "exit_rejected",
+        "needs_attention",
+    ]
+    assert {r.value for r in EXIT_DONE} == {
+        "closed",
+        "exiting",
+        "sold_meanwhile",
+        "dust",
+        "exit_placed",
+    }
+    assert [r.value for r in SkipReason] == [
+        "duplicate",
+        "slot_busy",
+        "unsold_lot",
+        "cooldown",
+        "paused",
+        "expired",
+        "below_min_size",
+        "risk_limit",
+        "disabled",
+        "cached_busy",
+        "invalid_instrument",
+        "exchange_error",
+        "invalid_message",
+    ]
+    assert [b.value for b in BLOCKERS] == [
+        "duplicate",
+        "slot_busy",
+        "unsold_lot",
+        "cooldown",
+        "paused",
+    ]
+    assert {b.value for b in BUSY} == {"slot_busy", "unsold_lot", "cooldown"}
+    assert f"{Verdict.UNKNOWN}" == "unknown" and str(ExitResult.DUST) == "dust"

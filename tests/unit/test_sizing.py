@@ -18,8 +18,11 @@ from worker.domain.sizing import (
     RISK_LIMIT,
     SizedBuy,
     Unsizable,
+    is_dust,
     lot_from_fill,
+    lot_of_buy,
     min_sellable_buy,
+    sellable_rest,
     size_buy,
 )
 
@@ -57,6 +60,24 @@ def test_budget_for_two_units_buys_two_and_nets_one_whole_lot() -> None:
     buy = sized(by_quote(WHOLE, "0.5", "1"))
     assert (buy.px, buy.sz, buy.net_sz) == (D("0.5"), D("2"), D("1"))
     assert lot_from_fill(WHOLE, buy.sz, buy.sz * FEE) == (D("1"), D("0.998"))
+
+
+def test_a_buy_whose_fee_was_charged_in_the_base_currency_delivers_less() -> None:
+    assert lot_of_buy(SOL, D("1.5"), D("0.0015"), "SOL") == (D("1.4985"), D("0"))
+    assert lot_of_buy(WHOLE, D("2"), D("0.002"), "XRP") == (D("1"), D("0.998"))
+
+
+def test_a_fee_in_the_quote_currency_leaves_the_lot_whole() -> None:
+    assert lot_of_buy(SOL, D("1.5"), D("0.15"), "USDT") == (D("1.5"), D("0"))
+    assert lot_of_buy(WHOLE, D("2"), D("0.002"), "") == (D("2"), D("0"))
+
+
+def test_what_remains_of_a_lot_is_rounded_down_and_below_min_size_is_dust() -> None:
+    assert sellable_rest(SOL, D("1.5"), D("0.49995")) == D("1.0000")
+    assert not is_dust(SOL, D("1.5"), D("1.49"))  # 0.01 left: exactly minSz
+    assert is_dust(SOL, D("1.5"), D("1.4901"))  # 0.0099 left
+    assert sellable_rest(WHOLE, D("3"), D("1.5")) == D("1")
+    assert is_dust(WHOLE, D("3"), D("2.0001"))
 
 
 def test_net_exactly_min_size_is_enough() -> None:

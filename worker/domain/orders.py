@@ -13,6 +13,11 @@ import enum
 from worker.domain.errors import IllegalTransition
 
 
+class Side(enum.StrEnum):
+    BUY = "buy"  # an entry: it opens a position (a lot) in its slot
+    SELL = "sell"  # an exit of a lot: take-profit, stop loss, time exit, manual
+
+
 class OrderState(enum.StrEnum):
     PENDING_SUBMIT = "pending_submit"  # intent stored; the exchange has not confirmed it
     LIVE = "live"  # resting on the book, nothing filled

@@ -4,8 +4,9 @@ OKX charges a spot buy's fee in the base currency, so a buy delivers its size mi
 one unit of a coin with ``lotSz = minSz = 1`` nets 0.999, a lot that can never be sold. A buy
 is therefore sized so that what it nets at a fee-rate upper bound, rounded down to ``lotSz``,
 is still at least ``minSz``; a budget that cannot buy that much is ``below_min_size``.
-``lot_from_fill`` computes a filled buy's lot with the very same rule. Used by the workers
-(``worker.services.buy``) and by the feed (``feed.strategies.base``).
+``lot_from_fill`` (and ``lot_of_buy``) compute a filled buy's lot with the very same rule.
+Used by the workers (``worker.services.buy``, ``worker.services.settle``) and by the feed
+(``feed.strategies.base``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from worker.domain.money import InstrumentRules, quantize_str, round_up
+from worker.domain.results import SkipReason
 
-BELOW_MIN_SIZE = "below_min_size"
-RISK_LIMIT = "risk_limit"
+BELOW_MIN_SIZE = SkipReason.BELOW_MIN_SIZE
+RISK_LIMIT = SkipReason.RISK_LIMIT
 # OKX's regular spot taker rate, and the simulator's default.
 DEFAULT_FEE_RATE_BOUND = Decimal("0.001")
 _ZERO = Decimal(0)
@@ -35,7 +37,7 @@ class SizedBuy:
 class Unsizable:
     """Why a buy cannot be sized: ``below_min_size`` or ``risk_limit``, with the numbers."""
 
-    reason: str
+    reason: SkipReason
     detail: str
 
 
@@ -49,6 +51,26 @@ def lot_from_fill(
     if size < rules.min_sz:
         return _ZERO, net
     return size, net - size
+
+
+def lot_of_buy(
+    rules: InstrumentRules, filled: Decimal, fee: Decimal, fee_ccy: str
+) -> tuple[Decimal, Decimal]:
+    """What a buy delivered: ``(lot size, dust)``. Its fee is taken off when it was charged
+    in the base currency (``lot_from_fill``); a fee in the quote currency is part of the cost.
+    """
+    return lot_from_fill(rules, filled, fee if fee_ccy == rules.base_ccy else _ZERO)
+
+
+def sellable_rest(rules: InstrumentRules, size: Decimal, sold: Decimal) -> Decimal:
+    """What of a lot of ``size`` can still be sold once ``sold`` is: rounded down to
+    ``lotSz``. Below ``minSz`` it is dust, and the lot closes."""
+    return rules.size_down(size - sold)
+
+
+def is_dust(rules: InstrumentRules, size: Decimal, sold: Decimal) -> bool:
+    """Whether what remains of a lot is too small to sell (below ``minSz`` once rounded)."""
+    return sellable_rest(rules, size, sold) < rules.min_sz
 
 
 def min_sellable_buy(rules: InstrumentRules, fee_rate: Decimal) -> Decimal:

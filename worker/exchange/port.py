@@ -22,12 +22,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from worker.domain.money import InstrumentRules
 from worker.domain.orders import OrderState
-
-Side = Literal["buy", "sell"]
+from worker.domain.orders import Side as Side  # re-exported: part of the port
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +185,10 @@ def snapshot_from_message(msg: dict[str, object]) -> OrderSnapshot:
         OrderState.CANCELED,
     ):
         raise ValueError(f"an exchange cannot report state {state}")
-    side = str(msg["side"])
-    if side not in ("buy", "sell"):
-        raise ValueError(f"side must be buy or sell, got {side!r}")
+    try:
+        side = Side(str(msg["side"]))
+    except ValueError:
+        raise ValueError(f"side must be buy or sell, got {msg['side']!r}") from None
     raw_fill = msg.get("fill")
     fill = None
     if isinstance(raw_fill, dict):
@@ -204,7 +204,7 @@ def snapshot_from_message(msg: dict[str, object]) -> OrderSnapshot:
         inst_id=str(msg["inst_id"]),
         ord_id=str(msg["ord_id"]),
         cl_ord_id=str(msg["cl_ord_id"]),
-        side=side,  # type: ignore[arg-type]
+        side=side,
         px=dec(msg, "px"),
         sz=dec(msg, "sz"),
         state=state,

@@ -13,9 +13,10 @@ from sqlalchemy import cast as sql_cast
 
 from worker.domain.describe import age, num, when
 from worker.domain.lots import LotState
+from worker.domain.results import SkipReason
 from worker.ledger.db import Executor
 from worker.ledger.models import Lot, Order
-from worker.ledger.ops import OPEN, UNSOLD_LOT_SQL
+from worker.ledger.states import OPEN, UNSOLD_LOT_SQL
 from worker.ledger.switches import pause_detail
 
 # At most this many positions are named in a risk-limit detail (it fits the column).
@@ -32,13 +33,13 @@ def blocker_detail(
 ) -> str:
     """The facts behind a ``slot_blocker`` reason (``slot_busy``, ``unsold_lot``,
     ``cooldown``, ``paused``)."""
-    if reason == "slot_busy":
+    if reason == SkipReason.SLOT_BUSY:
         return open_order_detail(session, inst_id, strategy, now)
-    if reason == "unsold_lot":
+    if reason == SkipReason.UNSOLD_LOT:
         return unsold_lot_detail(session, inst_id, strategy, now)
-    if reason == "cooldown":
+    if reason == SkipReason.COOLDOWN:
         return cooldown_detail(session, inst_id, strategy, now, guard_seconds)
-    if reason == "paused":
+    if reason == SkipReason.PAUSED:
         return pause_detail(session, strategy)
     return ""
 
@@ -122,11 +123,12 @@ def cooldown_detail(
     )
 
 
-def positions_detail(session: Executor, limit: int) -> str:
-    """Why ``MAX_OPEN_POSITIONS`` refused a buy: the positions held, the first few named."""
+def positions_detail(session: Executor, limit: int, refused_order_id: int | None = None) -> str:
+    """Why ``MAX_OPEN_POSITIONS`` refused a buy: the positions held, the first few named
+    (not counting ``refused_order_id``, the refused buy's own intent, about to be undone)."""
     buys = session.execute(
         select(Order.inst_id, Order.strategy, Order.cl_ord_id)
-        .where(Order.side == "buy", Order.state.in_(OPEN))
+        .where(Order.side == "buy", Order.state.in_(OPEN), Order.id != (refused_order_id or 0))
         .order_by(Order.id)
     ).all()
     lots = session.execute(

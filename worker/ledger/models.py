@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -38,6 +39,13 @@ OPEN_ORDER_SQL = "state IN ('pending_submit', 'live', 'partially_filled')"
 # An orphan is an order of ours that the slot's rules could not keep (another buy held the
 # slot when the exchange showed it): it is canceled, and what it bought is sold at once.
 ORPHAN = "orphan"
+# The values the orders' ``state`` column may hold: ``worker.domain.orders.OrderState``, as
+# written by migration 0006 (SQL text, not built from the enum: a new state needs a migration).
+ORDER_STATE_CHECK_NAME = "ck_orders_state"
+ORDER_STATE_CHECK = (
+    "state IN ('pending_submit', 'live', 'partially_filled', 'filled', 'canceled', "
+    "'rejected', 'failed')"
+)
 # Unsold lots (see ``worker.domain.lots.UNSOLD_STATES``): at most one per slot.
 UNSOLD_LOT_SQL = "state IN ('open', 'needs_attention')"
 
@@ -190,6 +198,8 @@ class Order(Base):
         ),
         Index("ix_orders_slot_created", "inst_id", "strategy", "created_at"),
         Index("ix_orders_state", "state"),
+        # Only the order lifecycle's states (migration 0006; a test keeps the two in step).
+        CheckConstraint(ORDER_STATE_CHECK, name=ORDER_STATE_CHECK_NAME),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

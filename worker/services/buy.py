@@ -5,22 +5,23 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from worker import metrics
-from worker.domain.deadlines import placement_deadline, to_epoch_ms
-from worker.domain.describe import when
 from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
+from worker.domain.orders import OrderState, Side
+from worker.domain.results import BUSY, SkipReason
 from worker.domain.sizing import Unsizable, size_buy
-from worker.ledger import facts, ops
+from worker.ledger.admission import Admission, Blocked, late_detail, try_admit
+from worker.ledger.signals import record_outcome, record_signal
 from worker.runtime import Runtime
-from worker.services.orders import Intent, send
+from worker.services.intents import Intent
+from worker.services.placement import send
 from worker.settings import Settings
 from worker.signals import BuySignal, parse_buy
 
@@ -57,13 +58,13 @@ def record_invalid(rt: Runtime, message: Any, kind: str, error: str) -> str:
         error = f"signal_id {given[:200]}: {error}"
     payload = message if isinstance(message, dict) else {"message": repr(message)[:500]}
     with rt.ledger.connect() as s:
-        ops.record_signal(
+        record_signal(
             rt.ledger,
             s,
             signal_id=signal_id,
             kind=kind,
             outcome="invalid",
-            reason="invalid_message",
+            reason=SkipReason.INVALID_MESSAGE,
             detail=error,
             now=rt.now(),
             strategy=_short_text(message, "strategy", 32),
@@ -83,9 +84,9 @@ def record_unexecuted(rt: Runtime, message: Any, error: str) -> BuyResult:
     """Record a valid signal that could not be executed (the exchange kept failing)."""
     signal = parse_buy(message)
     with rt.ledger.connect() as s:
-        ops.record_outcome(rt.ledger, s, signal, rt.now(), "skipped", "exchange_error", error)
+        record_outcome(rt.ledger, s, signal, rt.now(), "skipped", SkipReason.EXCHANGE_ERROR, error)
     slot = f"{signal.inst_id}/{signal.strategy}"
-    return BuyResult(signal.signal_id, slot, "skipped", "exchange_error")
+    return BuyResult(signal.signal_id, slot, "skipped", SkipReason.EXCHANGE_ERROR)
 
 
 def process_buy(rt: Runtime, message: Any) -> BuyResult:
@@ -100,9 +101,9 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
     settings = rt.settings
     now = rt.now()
 
-    def skip(reason: str, detail: str = "", *, cache_busy: bool = False) -> BuyResult:
+    def skip(reason: SkipReason, detail: str = "", *, cache_busy: bool = False) -> BuyResult:
         with rt.ledger.connect() as s:
-            ops.record_outcome(rt.ledger, s, signal, now, "skipped", reason, detail)
+            record_outcome(rt.ledger, s, signal, now, "skipped", reason, detail)
         rt.cache.remember_signal(signal.signal_id, "skipped")
         if cache_busy:
             rt.cache.mark_busy(slot, reason)
@@ -110,11 +111,14 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
 
     if not settings.strategies.params(signal.strategy).enabled:
         # The feed sends nothing for it; a signal sent by hand or by a webhook stops here.
-        return skip("disabled", f"{signal.strategy} has enabled = false in STRATEGY_CONFIG")
+        return skip(
+            SkipReason.DISABLED, f"{signal.strategy} has enabled = false in STRATEGY_CONFIG"
+        )
     now_ms = int(now.timestamp() * 1000)
     if signal.is_expired(settings.SIGNAL_TTL_SECONDS, now_ms):
         return skip(
-            "expired", _late(signal, settings.SIGNAL_TTL_SECONDS, now_ms, "a worker took it")
+            SkipReason.EXPIRED,
+            late_detail(signal, settings.SIGNAL_TTL_SECONDS, now_ms, "a worker took it"),
         )
     if rt.cache.seen_outcome(signal.signal_id) is not None:
         return BuyResult(signal.signal_id, slot_name, "duplicate", "cached")
@@ -123,87 +127,53 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         # Cheap, lock-free record; final like any other outcome of this signal.
         seen, why = busy
         ttl = rt.cache.busy.ttl
-        return skip("cached_busy", f"this worker saw the slot {seen} within {ttl:g} s: {why}")
+        return skip(
+            SkipReason.CACHED_BUSY, f"this worker saw the slot {seen} within {ttl:g} s: {why}"
+        )
 
     try:
         rules = rt.rules(signal.inst_id)
     except Fatal as exc:
-        return skip("invalid_instrument", str(exc))
+        return skip(SkipReason.INVALID_INSTRUMENT, str(exc))
     px, sz, size_problem = _order_size(signal, rules, settings)
 
+    request = Admission(
+        signal=signal,
+        cl_ord_id=buy_cl_ord_id(signal.strategy, signal.signal_id),
+        px=px,
+        sz=sz,
+        unsizable=size_problem,
+        guard_seconds=settings.BUY_GUARD_WINDOW_SECONDS,
+        ttl_seconds=settings.SIGNAL_TTL_SECONDS,
+        max_positions=settings.MAX_OPEN_POSITIONS,
+        pending_timeout_seconds=settings.PENDING_TIMEOUT_SECONDS,
+    )
     with rt.ledger.connect() as s:
-        rt.ledger.lock_slot(s, signal.inst_id, signal.strategy)
-        # The intent's time is taken under the lock, just before its commit: its deadline
-        # (expTime) must not already be eaten by the wait for the lock.
-        locked_at = rt.now()
-        reason = ops.slot_blocker(
-            rt.ledger,
-            s,
-            signal.inst_id,
-            signal.strategy,
-            locked_at,
-            settings.BUY_GUARD_WINDOW_SECONDS,
-            signal.signal_id,
-        )
-        if reason == "duplicate":
-            rt.cache.remember_signal(signal.signal_id, "recorded")
-            return BuyResult(signal.signal_id, slot_name, "duplicate", "recorded")
-        detail = ""
-        now_ms = to_epoch_ms(locked_at)
-        if reason is not None:
-            # Only a refusal pays for its facts, under the lock that decided it.
-            detail = facts.blocker_detail(
-                s, reason, *slot, locked_at, settings.BUY_GUARD_WINDOW_SECONDS
-            )
-        if reason is None and signal.is_expired(settings.SIGNAL_TTL_SECONDS, now_ms):
-            # It waited for the lock past its expiry: perishable, never executed late.
-            ttl = settings.SIGNAL_TTL_SECONDS
-            reason, detail = "expired", _late(signal, ttl, now_ms, "the slot lock was taken")
-        if reason is None and size_problem:
-            reason, detail = size_problem
-        limit = settings.MAX_OPEN_POSITIONS
-        if reason is None:
-            cl_ord_id = buy_cl_ord_id(signal.strategy, signal.signal_id)
-            deadline = placement_deadline(locked_at, settings.PENDING_TIMEOUT_SECONDS)
-            order_id = ops.admit(
-                rt.ledger, s, signal, locked_at, cl_ord_id, px, sz, limit, deadline
-            )
-            if order_id is None:
-                reason, detail = "risk_limit", facts.positions_detail(s, limit)
-            else:
-                intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cl_ord_id)
-                metrics.order_state("buy", "pending_submit")
-        if reason is not None:
-            ops.record_outcome(rt.ledger, s, signal, locked_at, "skipped", reason, detail)
+        admission = try_admit(rt.ledger, s, request, rt.now)
     rt.cache.remember_signal(signal.signal_id, "recorded")
-    if reason is not None:
-        if reason in ("slot_busy", "unsold_lot", "cooldown"):
-            rt.cache.mark_busy(slot, reason, detail)
-        return BuyResult(signal.signal_id, slot_name, "skipped", reason)
-    rt.cache.mark_busy(slot, "slot_busy", f"order {cl_ord_id} was placed for {signal.signal_id}")
+    if isinstance(admission, Blocked):
+        if admission.reason is SkipReason.DUPLICATE:
+            return BuyResult(signal.signal_id, slot_name, "duplicate", "recorded")
+        if admission.reason in BUSY:
+            rt.cache.mark_busy(slot, admission.reason, admission.detail)
+        return BuyResult(signal.signal_id, slot_name, "skipped", admission.reason)
+    metrics.order_state(Side.BUY, OrderState.PENDING_SUBMIT)
+    cl_ord_id = request.cl_ord_id
+    rt.cache.mark_busy(
+        slot, SkipReason.SLOT_BUSY, f"order {cl_ord_id} was placed for {signal.signal_id}"
+    )
+    intent = Intent(
+        admission.order_id, signal.inst_id, signal.strategy, Side.BUY, px, sz, cl_ord_id
+    )
     state = send(rt, intent)
-    if state == "live":
+    if state == OrderState.LIVE:
         metrics.tick_to_order(signal.created_at)
     return BuyResult(signal.signal_id, slot_name, "accepted", order_state=state)
 
 
-def _late(signal: BuySignal, ttl_seconds: int, now_ms: int, before: str) -> str:
-    """How late an expired signal was, and by which expiry."""
-    expiry = signal.expiry_ms(ttl_seconds)
-    rule = "its expires_at" if signal.expires_at else f"SIGNAL_TTL_SECONDS={ttl_seconds}"
-    return (
-        f"expired {now_ms - expiry} ms before {before} (created {when(_utc(signal.created_at))}, "
-        f"expiry {when(_utc(expiry))} by {rule})"
-    )
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 def _order_size(
     signal: BuySignal, rules: InstrumentRules, settings: Settings
-) -> tuple[Decimal, Decimal, tuple[str, str] | None]:
+) -> tuple[Decimal, Decimal, tuple[SkipReason, str] | None]:
     """Price, size, and why the order cannot go (see ``worker.domain.sizing``)."""
     sized = size_buy(
         rules,

@@ -17,11 +17,14 @@ from sqlalchemy import select
 
 from worker.domain.errors import CancelRejected, OrderNotFound, Retryable
 from worker.domain.lots import UNSOLD_STATES
+from worker.domain.orders import OrderState, Side
+from worker.domain.results import Verdict
 from worker.ledger.models import Lot, Order
+from worker.ledger.orders import lock_order
 from worker.logs import log_event
 from worker.readmodels import OPEN
 from worker.runtime import Runtime
-from worker.services.orders import lock_order, lookup
+from worker.services.lookup import lookup
 from worker.services.sell import process_sell
 
 log = logging.getLogger("limitflow.emergency")
@@ -42,7 +45,7 @@ class Canceled:
 
 def cancel_buys(rt: Runtime, inst_id: str | None = None) -> list[Canceled]:
     """Request the cancel of every open buy (of ``inst_id``), then look each one up."""
-    query = select(Order.id).where(Order.side == "buy", Order.state.in_(OPEN)).order_by(Order.id)
+    query = select(Order.id).where(Order.side == Side.BUY, Order.state.in_(OPEN)).order_by(Order.id)
     if inst_id:
         query = query.where(Order.inst_id == inst_id)
     with rt.ledger.begin() as s:
@@ -52,9 +55,9 @@ def cancel_buys(rt: Runtime, inst_id: str | None = None) -> list[Canceled]:
 
 def _cancel_one(rt: Runtime, order_id: int) -> Canceled:
     with rt.ledger.begin() as s:
-        order = lock_order(rt, s, order_id)
+        order = lock_order(rt.ledger, s, order_id)
         if order is None:
-            return Canceled("?", "?", "?", "gone", "gone")
+            return Canceled("?", "?", "?", Verdict.GONE, Verdict.GONE)
         before = order.state
         facts = (order.cl_ord_id, order.inst_id, order.strategy)
         if before not in OPEN:
@@ -71,7 +74,7 @@ def _cancel_one(rt: Runtime, order_id: int) -> Canceled:
     except Retryable as exc:
         note = f"the cancel request went unanswered: {type(exc).__name__}"
     after = lookup(rt, order_id, declare_missing_after=rt.settings.PENDING_TIMEOUT_SECONDS)
-    if after in ("missing", "pending_submit"):
+    if after in (Verdict.MISSING, OrderState.PENDING_SUBMIT):
         note = "not on the exchange yet: purge_pending settles it after its deadline"
     log_event(log, "order.cancel_requested", cl_ord_id=cl_ord_id, before=before, after=after)
     return Canceled(*facts, before, after, note)

@@ -17,15 +17,19 @@ from sqlalchemy import Float, cast, select
 
 from worker.domain.errors import CancelRejected, ExchangeError, OrderNotFound, Retryable
 from worker.domain.ids import CL_ORD_PREFIX
-from worker.domain.orders import INFERRED_STATES, OPEN_STATES, OrderState
+from worker.domain.lots import LotState
+from worker.domain.orders import INFERRED_STATES, OPEN_STATES, OrderState, Side
+from worker.domain.results import ExitResult, Verdict
 from worker.exchange.port import OrderSnapshot
 from worker.ledger.models import ORPHAN, Lot, Order
+from worker.ledger.orders import lock_order
 from worker.ledger.reports import save_report
 from worker.logs import log_event
 from worker.runtime import Runtime
-from worker.services.orders import lock_order, lookup
+from worker.services.lookup import lookup
+from worker.services.placement import finish
 from worker.services.sell import exit_lot, sell_lot_on_schedule
-from worker.services.settle import finish, settle
+from worker.services.settle import settle
 from worker.services.updates import apply_snapshot_and_follow_up
 
 log = logging.getLogger("limitflow.reconcile")
@@ -158,12 +162,12 @@ def purge_pending(rt: Runtime) -> dict[str, Any]:
     return report
 
 
-def _classify(result: str) -> str:
-    if result == "unknown":
+def _classify(result: OrderState | Verdict) -> str:
+    if result == Verdict.UNKNOWN:
         return "unknown"
-    if result in ("missing", OrderState.PENDING_SUBMIT.value):
+    if result in (Verdict.MISSING, OrderState.PENDING_SUBMIT):
         return "unchanged"
-    if result == OrderState.FAILED.value:
+    if result == OrderState.FAILED:
         return "cleaned"
     return "restored"
 
@@ -200,9 +204,9 @@ def _check_open_orders(rt: Runtime, pending: dict[str, OrderSnapshot] | None, ru
             run.counts["unchanged"] += 1  # still within the pending timeout: purge_pending's job
             return
         result = lookup(rt, order_id, declare_missing_after=timeout)
-        if result == "unknown":
+        if result == Verdict.UNKNOWN:
             run.counts["unknown"] += 1
-        elif result in ("missing", state):
+        elif result in (Verdict.MISSING, state):
             run.counts["unchanged"] += 1
         elif result in GONE and state != result:
             run.counts["cleaned"] += 1
@@ -226,9 +230,9 @@ def _adopt_missing(rt: Runtime, pending: dict[str, OrderSnapshot], run: Run) -> 
 
     def adopt_one(snap: OrderSnapshot) -> None:
         result = apply_snapshot_and_follow_up(rt, snap)
-        if result == "foreign":
+        if result == Verdict.FOREIGN:
             run.counts["canceled"] += 1  # ours by its prefix, but not adoptable: canceled
-        elif result != "conflict":
+        elif result != Verdict.CONFLICT:
             run.counts["adopted"] += 1
 
     run.each("order", [snap for snap in ours if snap.cl_ord_id not in known], adopt_one)
@@ -253,7 +257,11 @@ def _take_back_inferred(rt: Runtime, pending: dict[str, OrderSnapshot] | None, r
             result = apply_snapshot_and_follow_up(rt, snap, order_id=order_id)
         else:
             result = lookup(rt, order_id)
-        if result not in INFERRED and result not in ("missing", "unknown", "gone"):
+        if result not in INFERRED and result not in (
+            Verdict.MISSING,
+            Verdict.UNKNOWN,
+            Verdict.GONE,
+        ):
             run.counts["taken_back"] += 1
 
     run.each("order", rows, take_back)
@@ -266,7 +274,7 @@ def _cancel_stale_buys(rt: Runtime, run: Run) -> None:
     with rt.ledger.begin() as s:
         stale = s.execute(
             select(Order.id, Order.inst_id, Order.ord_id, Order.cl_ord_id).where(
-                Order.side == "buy",
+                Order.side == Side.BUY,
                 Order.state.in_(live),
                 (Order.created_at <= cutoff) | (Order.purpose == ORPHAN),
             )
@@ -279,7 +287,7 @@ def _cancel_stale_buys(rt: Runtime, run: Run) -> None:
         result = lookup(rt, order_id, declare_missing_after=rt.settings.PENDING_TIMEOUT_SECONDS)
         if result == OrderState.CANCELED.value:
             run.counts["canceled"] += 1
-        elif result == "unknown":
+        elif result == Verdict.UNKNOWN:
             run.counts["unknown"] += 1
 
     run.each("order", stale, cancel)
@@ -294,7 +302,7 @@ def _lots_for_filled_buys(rt: Runtime, run: Run) -> None:
             select(Order.id, Order.inst_id, Order.strategy)
             .outerjoin(Lot, Lot.buy_order_id == Order.id)
             .where(
-                Order.side == "buy",
+                Order.side == Side.BUY,
                 Order.state.in_(ended),
                 cast(Order.filled_sz, Float) > 0,
                 Lot.id.is_(None),
@@ -304,7 +312,7 @@ def _lots_for_filled_buys(rt: Runtime, run: Run) -> None:
     def make_lot(row: Any) -> None:
         order_id, inst_id, strategy = row
         with rt.ledger.begin() as s:
-            order = lock_order(rt, s, order_id, (inst_id, strategy))
+            order = lock_order(rt.ledger, s, order_id, (inst_id, strategy))
             assert order is not None
             intents, freed = settle(rt, s, order, became_terminal=True)
         finish(rt, intents, freed)
@@ -316,7 +324,9 @@ def _lots_for_filled_buys(rt: Runtime, run: Run) -> None:
 def _sell_lots(rt: Runtime, run: Run) -> None:
     now = rt.now()
     with rt.ledger.begin() as s:
-        lots = s.execute(select(Lot.id, Lot.exit_after).where(Lot.state == "open")).all()
+        lots = s.execute(
+            select(Lot.id, Lot.exit_after).where(Lot.state == LotState.OPEN.value)
+        ).all()
         resting = set(
             s.scalars(select(Order.lot_id).where(Order.lot_id.is_not(None), Order.state.in_(OPEN)))
         )
@@ -329,7 +339,7 @@ def _sell_lots(rt: Runtime, run: Run) -> None:
             result = exit_lot(rt, lot_id, None, "time_exit")
         else:
             return
-        if result in ("exit_placed", "take_profit_placed", "dust"):
+        if result in (ExitResult.EXIT_PLACED, ExitResult.TAKE_PROFIT_PLACED, ExitResult.DUST):
             run.counts["sold"] += 1
 
     run.each("lot", lots, sell)

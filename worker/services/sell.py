@@ -19,24 +19,33 @@ from typing import Any
 
 from sqlalchemy import select
 
-from worker import notify
 from worker.domain.errors import CancelRejected, InvalidSignal, OrderNotFound, Retryable
 from worker.domain.lots import UNSOLD_STATES, LotState
-from worker.domain.orders import OPEN_STATES
-from worker.ledger import ops
+from worker.domain.orders import OPEN_STATES, OrderState
+from worker.domain.results import EXIT_DONE, ExitResult, Verdict
 from worker.ledger.models import Lot, Order
-from worker.logs import log_event
+from worker.ledger.signals import record_outcome, update_outcome
 from worker.runtime import Runtime
 from worker.services.buy import record_invalid
-from worker.services.orders import Intent, lookup, send
-from worker.services.settle import close_if_done, finish, new_sell_intent
+from worker.services.exits import not_open, sell_at
+from worker.services.lookup import lookup
+from worker.services.placement import finish
+from worker.services.settle import close_if_done, new_sell_intent
 from worker.signals import SellSignal, parse_sell
 
 log = logging.getLogger("limitflow.sell")
 OPEN = [s.value for s in OPEN_STATES]
 UNSOLD = [s.value for s in UNSOLD_STATES]
-# What ``exit_lot`` returns when the lot is taken care of; anything else is a failed sell.
-DONE = frozenset({"closed", "exiting", "sold_meanwhile", "dust", "exit_placed"})
+# Still resting, or its cancel not confirmed: the sell is tried again shortly.
+NOT_CONFIRMED = frozenset(
+    {
+        OrderState.LIVE,
+        OrderState.PARTIALLY_FILLED,
+        OrderState.PENDING_SUBMIT,
+        Verdict.MISSING,
+        Verdict.UNKNOWN,
+    }
+)
 
 
 class SellNotDone(Retryable):
@@ -61,7 +70,7 @@ def process_sell(rt: Runtime, message: Any) -> SellResult:
         signal_id = record_invalid(rt, message, "sell", str(exc))
         return SellResult(signal_id, "-", "invalid", str(exc))
     with rt.ledger.begin() as s:
-        ops.record_outcome(rt.ledger, s, signal, rt.now(), "accepted", signal.reason)
+        record_outcome(rt.ledger, s, signal, rt.now(), "accepted", signal.reason)
         lots = s.execute(
             select(Lot.id, Lot.state)
             .where(
@@ -74,13 +83,13 @@ def process_sell(rt: Runtime, message: Any) -> SellResult:
     results = [
         (
             lot_id,
-            LotState.NEEDS_ATTENTION.value
+            ExitResult.NEEDS_ATTENTION
             if state == LotState.NEEDS_ATTENTION
             else exit_lot(rt, lot_id, signal.px, signal.reason),
         )
         for lot_id, state in lots
     ]
-    failed = [result for _, result in results if result not in DONE]
+    failed = [result for _, result in results if result not in EXIT_DONE]
     outcome, reason = ("failed", failed[0]) if failed else ("done", signal.reason)
     detail = "; ".join(f"lot {lot_id}: {result}" for lot_id, result in results)
     detail = f"{signal.reason}: {detail or 'nothing to sell'}"
@@ -92,7 +101,7 @@ def record_sell_failed(rt: Runtime, message: Any, error: str) -> SellResult:
     reconciliation keeps selling its lots."""
     signal = parse_sell(message)
     with rt.ledger.begin() as s:
-        ops.record_outcome(rt.ledger, s, signal, rt.now(), "accepted", signal.reason)
+        record_outcome(rt.ledger, s, signal, rt.now(), "accepted", signal.reason)
     return _ended(rt, signal, "failed", "exchange_error", f"{signal.reason}: {error}")
 
 
@@ -100,12 +109,12 @@ def _ended(
     rt: Runtime, signal: SellSignal, outcome: str, reason: str, detail: str, lots: int = 0
 ) -> SellResult:
     with rt.ledger.begin() as s:
-        ops.update_outcome(s, signal.signal_id, outcome, reason, detail)
+        update_outcome(s, signal.signal_id, outcome, reason, detail)
     slot_name = f"{signal.inst_id}/{signal.strategy}"
     return SellResult(signal.signal_id, slot_name, outcome, reason, lots, detail)
 
 
-def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
+def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> ExitResult:
     """Replace a lot's resting sells by a sell at the best bid; return what happened.
 
     An exit already resting at or below the bid is left alone; one the market fell away
@@ -114,19 +123,19 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
     with rt.ledger.begin() as s:
         lot = s.get(Lot, lot_id)
         if lot is None or lot.state != LotState.OPEN:
-            return _not_open(lot)
+            return not_open(lot)
         inst_id = lot.inst_id
     bid = px if px is not None else rt.exchange.ticker(inst_id).bid_px
     with rt.ledger.begin() as s:
         lot = s.get(Lot, lot_id)
         if lot is None or lot.state != LotState.OPEN:
-            return _not_open(lot)
+            return not_open(lot)
         rt.ledger.lock_slot(s, lot.inst_id, lot.strategy)
         resting = list(
             s.scalars(select(Order).where(Order.lot_id == lot_id, Order.state.in_(OPEN)))
         )
         if any(o.purpose == "exit" and o.px <= bid for o in resting):
-            return "exiting"
+            return ExitResult.EXITING
         for order in resting:
             order.cancel_requested_at = rt.now()
         to_cancel = [(o.id, o.inst_id, o.ord_id, o.cl_ord_id) for o in resting]
@@ -135,53 +144,18 @@ def exit_lot(rt: Runtime, lot_id: int, px: Any, reason: str) -> str:
         with contextlib.suppress(CancelRejected, OrderNotFound):
             rt.exchange.cancel_order(inst_id, ord_id=ord_id, cl_ord_id=cl_ord_id)
         state = lookup(rt, order_id, declare_missing_after=rt.settings.PENDING_TIMEOUT_SECONDS)
-        if state in ("live", "partially_filled", "pending_submit", "missing", "unknown"):
+        if state in NOT_CONFIRMED:
             raise SellNotDone(f"order {cl_ord_id} is still {state} after a cancel request")
 
-    intent: Intent | None = None
-    with rt.ledger.begin() as s:
-        lot = s.get(Lot, lot_id)
-        assert lot is not None
-        rt.ledger.lock_slot(s, lot.inst_id, lot.strategy)
-        s.refresh(lot)
-        if lot.state != LotState.OPEN:
-            return "sold_meanwhile" if lot.state == LotState.CLOSED else _not_open(lot)
-        if s.scalar(select(Order.id).where(Order.lot_id == lot_id, Order.state.in_(OPEN))):
-            return "exiting"
-        rules = rt.rules(lot.inst_id)
-        freed = close_if_done(rt, lot, rules)
-        if not freed:
-            intent = new_sell_intent(rt, s, lot, rules.price_down(bid), rules, "exit")
-    if intent is None:
-        finish(rt, [], freed)
-        return "dust"
-    log_event(log, "lot.exit", lot_id=lot_id, reason=reason, px=intent.px, sz=intent.sz)
-    if reason in ("stop_loss", "time_exit"):
-        what = "stop loss" if reason == "stop_loss" else "time exit"
-        notify.alert(
-            reason,
-            f"{what}: selling {intent.sz} {intent.inst_id} at {intent.px} ({intent.strategy})",
-            f"Lot {lot_id}: its take-profit was canceled; the exit sells at the best bid.",
-        )
-    if send(rt, intent) != "rejected":
-        return "exit_placed"
-    with rt.ledger.begin() as s:
-        lot = s.get(Lot, lot_id)
-        refused_too_often = lot is not None and lot.state == LotState.NEEDS_ATTENTION
-    return LotState.NEEDS_ATTENTION.value if refused_too_often else "exit_rejected"
+    return sell_at(rt, lot_id, bid, reason)
 
 
-def _not_open(lot: Lot | None) -> str:
-    """``closed`` for a lot that is gone or closed, else its state (``needs_attention``)."""
-    return LotState.CLOSED.value if lot is None else lot.state
-
-
-def sell_lot_on_schedule(rt: Runtime, lot_id: int) -> str:
+def sell_lot_on_schedule(rt: Runtime, lot_id: int) -> ExitResult:
     """Reconciliation's backstop for a lot with nothing resting: a take-profit or an exit."""
     with rt.ledger.begin() as s:
         lot = s.get(Lot, lot_id)
         if lot is None or lot.state != LotState.OPEN:
-            return _not_open(lot)
+            return not_open(lot)
         overdue = rt.now() >= lot.exit_after
     if overdue:
         return exit_lot(rt, lot_id, None, "time_exit")
@@ -193,7 +167,7 @@ def sell_lot_on_schedule(rt: Runtime, lot_id: int) -> str:
         if lot.state != LotState.OPEN or s.scalar(
             select(Order.id).where(Order.lot_id == lot_id, Order.state.in_(OPEN))
         ):
-            return "resting"
+            return ExitResult.RESTING
         rules = rt.rules(lot.inst_id)
         freed = close_if_done(rt, lot, rules)
         if freed:
@@ -201,4 +175,4 @@ def sell_lot_on_schedule(rt: Runtime, lot_id: int) -> str:
         else:
             intents = [new_sell_intent(rt, s, lot, lot.take_profit_px, rules, "take_profit")]
     finish(rt, intents, freed)
-    return "take_profit_placed" if intents else "dust"
+    return ExitResult.TAKE_PROFIT_PLACED if intents else ExitResult.DUST

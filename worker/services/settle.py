@@ -1,4 +1,7 @@
-"""What follows when an order ends: lots from buys, accounting from sells, freed slots."""
+"""What follows when an order ends: lots from buys, accounting from sells, freed slots.
+
+Inside the transaction that holds the slot lock; nothing here sends orders (``placement`` does).
+"""
 
 from __future__ import annotations
 
@@ -15,12 +18,12 @@ from worker.domain.errors import InvalidInstrument, Retryable
 from worker.domain.ids import sell_cl_ord_id
 from worker.domain.lots import UNSOLD_STATES, LotState
 from worker.domain.money import InstrumentRules
-from worker.domain.orders import OrderState
-from worker.ledger import ops
+from worker.domain.orders import OrderState, Side
+from worker.domain.sizing import is_dust, lot_of_buy, sellable_rest
 from worker.ledger.models import ORPHAN, Lot, Order
 from worker.logs import log_event
 from worker.runtime import Runtime
-from worker.services.orders import Intent, send
+from worker.services.intents import Intent
 
 log = logging.getLogger("limitflow.settle")
 
@@ -30,23 +33,16 @@ Slot = tuple[str, str]
 def settle(
     rt: Runtime, s: Session, order: Order, *, became_terminal: bool
 ) -> tuple[list[Intent], list[Slot]]:
-    """Do what an order's end implies; return intents to send and slots that freed.
+    """Do what an order's end implies; return intents to send and slots that freed (the
+    caller hands both to ``worker.services.placement.finish`` after commit).
 
     Runs inside the transaction that holds the order's slot lock.
     """
     if not became_terminal:
         return [], []
-    if order.side == "buy":
+    if order.side == Side.BUY:
         return _buy_ended(rt, s, order)
     return _sell_ended(rt, s, order)
-
-
-def finish(rt: Runtime, intents: list[Intent], freed: list[Slot]) -> None:
-    """After commit: announce freed slots and send the new intents."""
-    for slot in freed:
-        rt.slot_freed(*slot)
-    for intent in intents:
-        send(rt, intent)
 
 
 def _buy_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], list[Slot]]:
@@ -70,7 +66,7 @@ def _buy_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], lis
         )
         return [], []
     params = rt.settings.strategies.params(order.strategy)
-    size, dust = ops.lot_size_from_buy(order, rules)
+    size, dust = lot_of_buy(rules, order.filled_sz, order.fee, order.fee_ccy)
     now = rt.now()
     orphan = order.purpose == ORPHAN
     cost = order.filled_sz * order.avg_px
@@ -132,7 +128,7 @@ def _sell_ended(rt: Runtime, s: Session, order: Order) -> tuple[list[Intent], li
 
 def close_if_done(rt: Runtime, lot: Lot, rules: InstrumentRules) -> list[Slot]:
     """Close a lot whose remainder is below ``minSz`` (kept as dust); return freed slots."""
-    if lot.state not in UNSOLD_STATES or remaining_size(lot, rules) >= rules.min_sz:
+    if lot.state not in UNSOLD_STATES or not is_dust(rules, lot.size, lot.sold_sz):
         return []
     lot.dust_sz += lot.size - lot.sold_sz
     lot.state = LotState.CLOSED.value
@@ -146,10 +142,6 @@ def close_if_done(rt: Runtime, lot: Lot, rules: InstrumentRules) -> list[Slot]:
         pnl=lot.proceeds - lot.cost,
     )
     return [(lot.inst_id, lot.strategy)]
-
-
-def remaining_size(lot: Lot, rules: InstrumentRules) -> Decimal:
-    return rules.size_down(lot.size - lot.sold_sz)
 
 
 def new_sell_intent(
@@ -166,11 +158,11 @@ def new_sell_intent(
         cl_ord_id=sell_cl_ord_id(lot.strategy, lot.id, lot.sell_attempts),
         inst_id=lot.inst_id,
         strategy=lot.strategy,
-        side="sell",
+        side=Side.SELL.value,
         purpose=purpose,
         state=OrderState.PENDING_SUBMIT.value,
         px=px,
-        sz=remaining_size(lot, rules),
+        sz=sellable_rest(rules, lot.size, lot.sold_sz),
         lot_id=lot.id,
         created_at=now,
         updated_at=now,
@@ -179,5 +171,5 @@ def new_sell_intent(
     )
     s.add(order)
     s.flush()
-    metrics.order_state("sell", OrderState.PENDING_SUBMIT.value)
+    metrics.order_state(Side.SELL, OrderState.PENDING_SUBMIT.value)
     return Intent.of(order)

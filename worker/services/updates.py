@@ -13,20 +13,22 @@ from sqlalchemy.orm import Session
 from worker import metrics, notify
 from worker.domain.errors import CancelRejected, OrderNotFound, Retryable
 from worker.domain.ids import parse_cl_ord_id, sell_cl_ord_id
-from worker.domain.orders import OrderState
+from worker.domain.lots import LotState
+from worker.domain.orders import OrderState, Side
+from worker.domain.results import Verdict
 from worker.exchange.port import OrderSnapshot, snapshot_from_message
-from worker.ledger import ops
 from worker.ledger.models import ORPHAN, Lot, Order
+from worker.ledger.orders import lock_order, slot_taken_by_another, try_apply_snapshot
 from worker.logs import log_event
 from worker.runtime import Runtime
-from worker.services.orders import lock_order
-from worker.services.sell import exit_lot
-from worker.services.settle import finish, settle
+from worker.services.exits import place_exit
+from worker.services.placement import finish
+from worker.services.settle import settle
 
 log = logging.getLogger("limitflow.updates")
 
 
-def apply_update_message(rt: Runtime, message: Any) -> str:
+def apply_update_message(rt: Runtime, message: Any) -> OrderState | Verdict:
     """Apply one ``apply_order_update`` message; a malformed one is logged and dropped."""
     try:
         if not isinstance(message, dict):
@@ -36,7 +38,7 @@ def apply_update_message(rt: Runtime, message: Any) -> str:
         log_event(
             log, "update.invalid", level=logging.WARNING, error=f"{type(exc).__name__}: {exc}"
         )
-        return "invalid"
+        return Verdict.INVALID
     return apply_snapshot_and_follow_up(rt, snap)
 
 
@@ -52,7 +54,7 @@ def find_order(s: Session, snap: OrderSnapshot) -> Order | None:
 
 def apply_snapshot_and_follow_up(
     rt: Runtime, snap: OrderSnapshot, *, order_id: int | None = None
-) -> str:
+) -> OrderState | Verdict:
     """Apply ``snap`` under the slot lock, settle a terminal order, send what follows.
 
     Return the order's state afterwards, ``foreign`` for an order that is not ours (or
@@ -65,12 +67,12 @@ def apply_snapshot_and_follow_up(
     """
     with rt.ledger.begin() as s:
         found = s.get(Order, order_id) if order_id is not None else find_order(s, snap)
-        order = adopt(rt, s, snap) if found is None else lock_order(rt, s, found.id)
+        order = adopt(rt, s, snap) if found is None else lock_order(rt.ledger, s, found.id)
         unadoptable = order is None
         if order is not None:
             if OrderState(order.state).is_inferred:
                 _take_back(s, order, snap)
-            applied = ops.try_apply_snapshot(rt.ledger, s, order, snap, rt.now())
+            applied = try_apply_snapshot(rt.ledger, s, order, snap, rt.now())
             if applied is None:
                 log_event(
                     log,
@@ -80,9 +82,9 @@ def apply_snapshot_and_follow_up(
                     state=order.state,
                     reported=snap.state.value,
                 )
-                return "conflict"
+                return Verdict.CONFLICT
             intents, freed = settle(rt, s, order, became_terminal=applied.became_terminal)
-            state = order.state
+            state = OrderState(order.state)
             filled = _fill_alert(order) if applied.became_terminal else None
             orphan = _orphan_follow_up(s, order)
             if applied.after != applied.before or applied.new_fill:
@@ -97,14 +99,15 @@ def apply_snapshot_and_follow_up(
                 )
     if unadoptable:
         cancel_orphan(rt, snap)
-        return "foreign"
+        return Verdict.FOREIGN
     finish(rt, intents, freed)
     if filled is not None:
         notify.alert("fill", *filled)
     if orphan.cancel:
         cancel_orphan(rt, snap)
     if orphan.lot_id is not None:
-        exit_lot(rt, orphan.lot_id, None, "orphan")
+        # Nothing rests for an orphan's new lot: its exit is placed at once, at the bid.
+        place_exit(rt, orphan.lot_id, None, "orphan")
     return state
 
 
@@ -121,7 +124,7 @@ def _fill_alert(order: Order) -> tuple[str, str] | None:
 def _take_back(s: Session, order: Order, snap: OrderSnapshot) -> None:
     """The exchange shows an order the ledger inferred gone: keep it, or make it an orphan
     when another buy holds its slot by now."""
-    keep = order.side != "buy" or not ops.slot_taken_by_another(
+    keep = order.side != Side.BUY or not slot_taken_by_another(
         s, order.inst_id, order.strategy, order.id
     )
     if not keep:
@@ -150,7 +153,9 @@ def _orphan_follow_up(s: Session, order: Order) -> _OrphanFollowUp:
     if not OrderState(order.state).is_terminal:
         return _OrphanFollowUp(cancel=True)
     lot_id = s.scalar(
-        select(Lot.id).where(Lot.buy_order_id == order.id, Lot.state == "open", Lot.orphan)
+        select(Lot.id).where(
+            Lot.buy_order_id == order.id, Lot.state == LotState.OPEN.value, Lot.orphan
+        )
     )
     return _OrphanFollowUp(lot_id=lot_id)
 
@@ -190,7 +195,7 @@ def adopt(rt: Runtime, s: Session, snap: OrderSnapshot) -> Order | None:
         return existing
     now = rt.now()
     # Another buy holding the slot makes it an orphan: canceled, what it bought sold.
-    taken = side == "buy" and ops.slot_taken_by_another(s, snap.inst_id, strategy)
+    taken = side == Side.BUY and slot_taken_by_another(s, snap.inst_id, strategy)
     order = Order(
         cl_ord_id=snap.cl_ord_id,
         ord_id=snap.ord_id or None,
@@ -201,7 +206,9 @@ def adopt(rt: Runtime, s: Session, snap: OrderSnapshot) -> Order | None:
         state=OrderState.PENDING_SUBMIT.value,
         px=snap.px,
         sz=snap.sz,
-        lot_id=_lot_of_sell(s, snap.inst_id, strategy, snap.cl_ord_id) if side == "sell" else None,
+        lot_id=_lot_of_sell(s, snap.inst_id, strategy, snap.cl_ord_id)
+        if side == Side.SELL
+        else None,
         created_at=now,
         updated_at=now,
         submitted_at=now,

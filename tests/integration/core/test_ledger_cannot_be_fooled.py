@@ -18,16 +18,16 @@ from tests import builders
 from tests.builders import buy_message
 from tests.integration.core.conftest import Engine
 from tests.venues import Venue
-from worker.domain.deadlines import placement_deadline
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.orders import OrderState
 from worker.exchange.port import OrderRequest
-from worker.ledger import ops
+from worker.ledger.admission import Admission, Admitted, try_admit
 from worker.ledger.db import Ledger
 from worker.ledger.models import Lot, Order
 from worker.runtime import Runtime
 from worker.services.buy import process_buy
-from worker.services.orders import Intent, send
+from worker.services.intents import Intent
+from worker.services.placement import send
 from worker.services.reconcile import purge_pending, sync_active_orders
 from worker.signals import parse_buy
 
@@ -100,13 +100,23 @@ def test_an_intent_whose_deadline_passed_before_sending_is_failed_and_never_sent
     msg = buy_message()
     signal = parse_buy(msg)
     cid = buy_cl_ord_id(signal.strategy, signal.signal_id)
-    now = engine.clock()
-    deadline = placement_deadline(now, engine.rt.settings.PENDING_TIMEOUT_SECONDS)
     px, sz = Decimal("60000"), Decimal("0.0002")
+    settings = engine.rt.settings
+    request = Admission(
+        signal=signal,
+        cl_ord_id=cid,
+        px=px,
+        sz=sz,
+        unsizable=None,
+        guard_seconds=settings.BUY_GUARD_WINDOW_SECONDS,
+        ttl_seconds=settings.SIGNAL_TTL_SECONDS,
+        max_positions=20,
+        pending_timeout_seconds=settings.PENDING_TIMEOUT_SECONDS,
+    )
     with engine.rt.ledger.connect() as conn:
-        engine.rt.ledger.lock_slot(conn, signal.inst_id, signal.strategy)
-        order_id = ops.admit(engine.rt.ledger, conn, signal, now, cid, px, sz, 20, deadline)
-    assert order_id is not None
+        admitted = try_admit(engine.rt.ledger, conn, request, engine.clock)
+    assert isinstance(admitted, Admitted)
+    order_id = admitted.order_id
     engine.clock.advance(30)  # the worker stalled between its commit and the send
     intent = Intent(order_id, signal.inst_id, signal.strategy, "buy", px, sz, cid)
     assert send(engine.rt, intent) == "failed"

@@ -10,19 +10,22 @@ reconciliation leaves no intent unsettled and the ledger agrees with the venue.
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from tests import builders
 from tests.venues import make_memory_exchange
 from worker.domain.ids import parse_cl_ord_id
-from worker.domain.orders import OPEN_STATES
+from worker.domain.orders import OPEN_STATES, OrderState
 from worker.ledger.db import Ledger
 from worker.ledger.models import Base, Fill, Lot, Order
 from worker.runtime import Runtime
@@ -222,3 +225,53 @@ def test_models_and_migrations_agree(db_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     ledger.engine.dispose()
     assert diff == []
+
+
+def _order_state_check(ledger: Ledger) -> str:
+    """The text of the CHECK constraint on ``orders.state``, as the database holds it."""
+    with ledger.engine.connect() as conn:
+        if ledger.sqlite:
+            sql = conn.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'orders'"))
+            found = re.search(r"CONSTRAINT ck_orders_state CHECK (.*)", sql)
+            return found[1] if found else ""
+        return str(
+            conn.scalar(
+                text(
+                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE conname = 'ck_orders_state' AND conrelid = 'orders'::regclass"
+                )
+            )
+        )
+
+
+def test_the_orders_state_column_takes_exactly_the_lifecycle_states(db_url: str) -> None:
+    """Migration 0006's CHECK constraint and ``OrderState`` name the same states: a state
+    added to the enum without a migration fails here (and an order in it would be refused)."""
+    ledger = Ledger.from_url(db_url)
+    try:
+        check = _order_state_check(ledger)
+        assert set(re.findall(r"'([a-z_]+)'", check)) == {s.value for s in OrderState}
+        now = builders.ManualClock()()
+        row = {
+            "cl_ord_id": "lfcheck0",
+            "inst_id": "BTC-USDT",
+            "strategy": "hourly_limit_ws",
+            "side": "buy",
+            "purpose": "entry",
+            "px": Decimal(1),
+            "sz": Decimal(1),
+            "filled_sz": Decimal(0),
+            "avg_px": Decimal(0),
+            "fee": Decimal(0),
+            "fee_ccy": "",
+            "exchange_updated_ms": 0,
+            "created_at": now,
+            "updated_at": now,
+            "last_error": "",
+        }
+        with pytest.raises(IntegrityError), ledger.begin() as s:
+            s.execute(insert(Order).values(state="LIVE", **row))  # an exchange's word
+        with ledger.begin() as s:
+            s.execute(insert(Order).values(state=OrderState.FAILED.value, **row))
+    finally:
+        ledger.engine.dispose()

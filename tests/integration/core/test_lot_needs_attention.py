@@ -18,7 +18,7 @@ from tests.integration.core.conftest import Engine, with_settings
 from tests.processes import ROOT
 from tests.venues import MemoryVenue
 from worker.exchange.port import OrderRequest
-from worker.ledger import ops
+from worker.ledger.admission import open_positions_count
 from worker.ledger.models import Lot, Order, Signal
 from worker.services.buy import process_buy
 from worker.services.reconcile import sync_active_orders
@@ -82,7 +82,7 @@ def test_a_lot_refused_again_and_again_needs_attention_and_keeps_its_slot(
         row = s.get(Signal, sell["signal_id"])
         assert row is not None and (row.outcome, row.reason) == ("failed", "needs_attention")
         # The coins may still be held: the slot stays blocked and the position counts.
-        assert ops.open_positions_count(engine.rt.ledger, s) == 1
+        assert open_positions_count(s) == 1
     engine.rt.cache.clear()
     assert process_buy(engine.rt, buy_message()).reason == "unsold_lot"
 

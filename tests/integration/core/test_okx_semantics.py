@@ -24,8 +24,9 @@ from worker.domain.orders import OrderState
 from worker.exchange.port import OrderRequest, OrderSnapshot
 from worker.ledger.models import Fill, Lot, Order
 from worker.services.buy import process_buy
-from worker.services.orders import lookup
+from worker.services.lookup import lookup
 from worker.services.reconcile import purge_pending, sync_active_orders
+from worker.task_names import VERIFY_ORDER
 
 pytestmark = [
     pytest.mark.parametrize("venue", ["okx-sim"], indirect=True),
@@ -123,9 +124,13 @@ def test_a_duplicate_cl_ord_id_51016_is_resolved_by_lookup(engine: Engine) -> No
         OrderRequest("BTC-USDT", "buy", Decimal("60000.0"), Decimal("0.00016666"), cid)
     )
     result = process_buy(engine.rt, msg)
-    assert result.order_state == "live"
+    # Not a second order, and no answer yet: the lookup task is scheduled to run at once.
+    assert result.order_state == "unknown"
+    [(order_id, _)] = [a for t, a, _ in engine.scheduler.sent if t == VERIFY_ORDER]
+    assert [c for t, _, c in engine.scheduler.sent if t == VERIFY_ORDER] == [None]
+    assert lookup(engine.rt, order_id) == "live"  # what the task runs
     [order] = orders(engine)
-    assert (order.state, order.ord_id) == ("live", earlier.ord_id)
+    assert (order.id, order.state, order.ord_id) == (order_id, "live", earlier.ord_id)
     assert sim(engine).placements_for(cid) == 1
 
 

@@ -12,9 +12,10 @@ from tests.integration.core.conftest import Engine, with_settings
 from tests.venues import skip_unsupported
 from worker.ledger.models import Fill, Lot, Order
 from worker.services.buy import process_buy
-from worker.services.orders import VERIFY_ORDER, lookup
+from worker.services.lookup import lookup
 from worker.services.reconcile import purge_pending
 from worker.services.sell import process_sell
+from worker.task_names import VERIFY_ORDER
 
 
 def rows(engine: Engine, model: type) -> list:  # type: ignore[type-arg]

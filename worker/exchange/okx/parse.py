@@ -70,9 +70,9 @@ def order_state(raw: str) -> OrderState:
 
 def parse_side(raw: str) -> Side:
     if raw == "buy":
-        return "buy"
+        return Side.BUY
     if raw == "sell":
-        return "sell"
+        return Side.SELL
     raise MalformedResponse(f"okx: unknown side {raw!r}")
 
 

@@ -1,0 +1,181 @@
+"""Orders in the ledger: locking one, and applying what the exchange or the engine says.
+
+``apply_snapshot`` and ``apply_event_to`` are the only code that writes an order's state, and
+they do so through the transition table of ``worker.domain.orders``. The caller holds the
+order's slot lock (``lock_order``), except for ``accept_if_pending``, a compare-and-set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, Update, bindparam, exists, select, true, update
+from sqlalchemy.orm import Session
+
+from worker import metrics
+from worker.domain.errors import IllegalTransition
+from worker.domain.orders import OrderEvent, OrderState, apply_event, event_for_exchange_state
+from worker.exchange.port import OrderSnapshot
+from worker.ledger.db import Executor, Ledger
+from worker.ledger.models import ORPHAN, Fill, Lot, Order
+from worker.ledger.states import OPEN_SQL, UNSOLD_LOT_SQL
+
+# Built once: the sender's last look at its intent (``worker.services.placement``).
+SENDABLE = select(Order.state, Order.deadline_at).where(Order.id == bindparam("order_id"))
+
+
+def lock_order(
+    ledger: Ledger, session: Session, order_id: int, slot: tuple[str, str] | None = None
+) -> Order | None:
+    """Lock the order's slot (``slot`` when the caller knows it), then return the order as
+    it is now."""
+    if slot is None:
+        order = session.get(Order, order_id)
+        if order is None:
+            return None
+        slot = (order.inst_id, order.strategy)
+    ledger.lock_slot(session, *slot)
+    return session.execute(
+        select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What ``apply_snapshot`` did to one order."""
+
+    before: OrderState
+    after: OrderState
+    new_fill: bool
+    filled_more: bool
+
+    @property
+    def became_terminal(self) -> bool:
+        """The order just ended: from open, or from an inference the exchange overturned."""
+        return self.after.is_terminal and (not self.before.is_terminal or self.revived)
+
+    @property
+    def revived(self) -> bool:
+        """The exchange showed an order the ledger had inferred rejected or failed."""
+        return self.before.is_inferred and self.after != self.before
+
+
+def apply_snapshot(
+    ledger: Ledger, session: Session, order: Order, snap: OrderSnapshot, now: datetime
+) -> Applied:
+    """Apply what the exchange says about ``order``; stale news never moves it backwards.
+
+    Raise ``IllegalTransition`` when the news contradicts a terminal state we hold.
+    """
+    before = OrderState(order.state)
+    after = apply_event(before, event_for_exchange_state(snap.state))
+    new_fill = False
+    if snap.fill is not None:
+        new_fill = ledger.insert_ignore(
+            session,
+            Fill,
+            {
+                "order_id": order.id,
+                "inst_id": order.inst_id,
+                "trade_id": snap.fill.trade_id,
+                "px": snap.fill.px,
+                "sz": snap.fill.sz,
+                "fee": snap.fill.fee,
+                "fee_ccy": snap.fill.fee_ccy,
+                "ts_ms": snap.fill.ts_ms,
+            },
+        )
+    # Cumulative figures only grow: an older snapshot arriving late is ignored.
+    filled_more = snap.acc_fill_sz > order.filled_sz
+    if filled_more or (snap.acc_fill_sz == order.filled_sz and after != before):
+        order.filled_sz = snap.acc_fill_sz
+        order.avg_px = snap.avg_px
+        order.fee = snap.fee
+        order.fee_ccy = snap.fee_ccy or order.fee_ccy
+    if not order.ord_id and snap.ord_id:
+        order.ord_id = snap.ord_id
+    order.exchange_updated_ms = max(order.exchange_updated_ms, snap.updated_ms)
+    if new_fill and snap.fill is not None:
+        metrics.fill(order.side, snap.fill.px, snap.fill.sz)
+    if after != before:
+        order.state = after.value
+        metrics.order_state(order.side, after.value)
+    order.updated_at = now
+    return Applied(before, after, new_fill, filled_more)
+
+
+def apply_event_to(order: Order, event: OrderEvent, now: datetime, error: str = "") -> bool:
+    """Apply an engine-side event (rejected, not found); return whether the state changed."""
+    before = OrderState(order.state)
+    after = apply_event(before, event)
+    if error:
+        order.last_error = error[:300]
+    order.updated_at = now
+    if after != before:
+        order.state = after.value
+        metrics.order_state(order.side, after.value)
+        return True
+    return False
+
+
+def _accept_statement() -> Update:
+    source = OrderState.PENDING_SUBMIT
+    target = apply_event(source, OrderEvent.ACCEPTED)
+    orders = cast(Table, Order.__table__)
+    return (
+        update(orders)
+        .where(orders.c.id == bindparam("b_order_id"), orders.c.state == source.value)
+        .values(
+            state=target.value,
+            ord_id=bindparam("b_ord_id", type_=orders.c.ord_id.type),
+            updated_at=bindparam("b_now", type_=orders.c.updated_at.type),
+        )
+    )
+
+
+ACCEPT_IF_PENDING = _accept_statement()
+
+
+def accept_if_pending(session: Executor, order_id: int, ord_id: str, now: datetime) -> bool:
+    """Move a ``pending_submit`` order to the table's target for ACCEPTED in one statement.
+
+    A compare-and-set that needs no slot lock: it only ever moves the order out of
+    ``pending_submit``; return False (changing nothing) when the order is already elsewhere.
+    """
+    result = session.execute(
+        ACCEPT_IF_PENDING, {"b_order_id": order_id, "b_ord_id": ord_id, "b_now": now}
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def try_apply_snapshot(
+    ledger: Ledger, session: Session, order: Order, snap: OrderSnapshot, now: datetime
+) -> Applied | None:
+    """``apply_snapshot``, returning None (and recording why) on an illegal transition."""
+    try:
+        return apply_snapshot(ledger, session, order, snap, now)
+    except IllegalTransition as exc:
+        order.last_error = f"conflict: {exc}"[:300]
+        return None
+
+
+def slot_taken_by_another(
+    session: Session, inst_id: str, strategy: str, order_id: int | None = None
+) -> bool:
+    """Whether a buy other than ``order_id`` holds the slot: open, or with an unsold lot."""
+    in_slot = (Order.inst_id == inst_id) & (Order.strategy == strategy)
+    others = Order.id != order_id if order_id is not None else true()
+    open_buy = exists().where(
+        in_slot, Order.side == "buy", Order.purpose != ORPHAN, Order.state.in_(OPEN_SQL), others
+    )
+    lot_others = Lot.buy_order_id != order_id if order_id is not None else true()
+    unsold = exists().where(
+        Lot.inst_id == inst_id,
+        Lot.strategy == strategy,
+        Lot.state.in_(UNSOLD_LOT_SQL),
+        Lot.orphan.is_(False),
+        lot_others,
+    )
+    return bool(session.execute(select(open_buy | unsold)).scalar())
