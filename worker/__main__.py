@@ -23,7 +23,7 @@ from sqlalchemy import exc as sa_exc
 
 from worker import notify, preflight, render
 from worker.domain.errors import CommandRefused, ConfigError, InvalidSignal
-from worker.domain.ids import STRATEGIES
+from worker.domain.strategies import STRATEGIES
 from worker.logs import mask_passwords
 from worker.settings import Settings, get_settings
 

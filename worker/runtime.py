@@ -152,6 +152,7 @@ def _rehearse_buy(rt: Runtime) -> None:
     from decimal import Decimal
 
     from worker.domain.ids import buy_cl_ord_id
+    from worker.domain.strategies import HOURLY
     from worker.ledger import ops
     from worker.services.orders import SENDABLE
     from worker.signals import BuySignal
@@ -162,7 +163,7 @@ def _rehearse_buy(rt: Runtime) -> None:
         v=1,
         kind="buy",
         signal_id=f"warm-up:{os.getpid()}:{now_ms}",
-        strategy="hourly_limit_ws",
+        strategy=HOURLY.id,
         inst_id="WARMUP-USDT",
         px=Decimal(1),
         quote_sz=Decimal(1),

@@ -30,8 +30,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from worker.domain.errors import InvalidSignal
-from worker.domain.ids import STRATEGIES
 from worker.domain.money import to_decimal
+from worker.domain.strategies import STRATEGIES
 
 SCHEMA_VERSION = 1
 INST_ID_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")

@@ -15,6 +15,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.domain.errors import ConfigError
+from worker.domain.strategies import STRATEGIES
 
 
 class StrategyParams(BaseModel):
@@ -51,6 +52,8 @@ class BatchBuyParams(StrategyParams):
 
 
 class StrategyConfig(BaseModel):
+    """One field per strategy id of ``worker.domain.strategies``, in the same order."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hourly_limit_ws: HourlyLimitParams = HourlyLimitParams()
@@ -63,6 +66,10 @@ class StrategyConfig(BaseModel):
         if not isinstance(value, StrategyParams):
             raise ConfigError(f"unknown strategy {strategy!r}")
         return value
+
+    def enabled(self) -> list[str]:
+        """The ids of the strategies switched on, in registry order."""
+        return [strategy for strategy in STRATEGIES if self.params(strategy).enabled]
 
 
 def _float_to_decimal(data: Any) -> Any:

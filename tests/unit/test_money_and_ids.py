@@ -7,12 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.domain.errors import InvalidSignal
-from worker.domain.ids import (
-    STRATEGIES,
-    buy_cl_ord_id,
-    parse_cl_ord_id,
-    sell_cl_ord_id,
-)
+from worker.domain.ids import buy_cl_ord_id, parse_cl_ord_id, sell_cl_ord_id
 from worker.domain.money import (
     InstrumentRules,
     quantize_str,
@@ -20,6 +15,7 @@ from worker.domain.money import (
     round_up,
     to_decimal,
 )
+from worker.domain.strategies import STRATEGIES
 
 RULES = InstrumentRules(
     "BTC-USDT", Decimal("0.1"), Decimal("0.00000001"), Decimal("0.00001"), "BTC", "USDT"
