@@ -352,10 +352,10 @@ def parse_time(text: str) -> datetime:
 
 
 def _instrument(text: str) -> str:
-    from worker.signals import INST_ID_RE
+    from worker.domain.ids import is_inst_id
 
     inst = text.strip().upper()
-    if not INST_ID_RE.match(inst):
+    if not is_inst_id(inst):
         raise argparse.ArgumentTypeError(f"{text!r} is not an instrument id like BTC-USDT")
     return inst
 

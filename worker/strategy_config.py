@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.domain.errors import ConfigError
 from worker.domain.strategies import STRATEGIES
+from worker.validation import Problem, explain
 
 
 class StrategyParams(BaseModel):
@@ -81,20 +82,19 @@ def _float_to_decimal(data: Any) -> Any:
     return data
 
 
+def _describe(problem: Problem) -> str:
+    if problem.kind == "extra_forbidden":
+        kind = "strategy" if len(problem.loc) == 1 else "key"
+        return f"unknown {kind} [{problem.where}]"
+    return f"{problem.where}: {problem.message}"
+
+
 def parse_strategy_config(data: dict[str, Any], source: str = "STRATEGY_CONFIG") -> StrategyConfig:
     """Validate a parsed TOML mapping; raise ``ConfigError`` with one readable sentence."""
     try:
         return StrategyConfig.model_validate(_float_to_decimal(data))
     except pydantic.ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                kind = "strategy" if len(err["loc"]) == 1 else "key"
-                problems.append(f"unknown {kind} [{where}]")
-            else:
-                problems.append(f"{where}: {err['msg']}")
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+        raise ConfigError(f"{source}: {explain(exc, _describe)}") from None
 
 
 def load_strategy_config(path: str | None) -> StrategyConfig:

@@ -29,6 +29,7 @@ def test_defaults_point_at_embedded_stores_and_the_simulator(tmp_path: Path) -> 
         ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://x/y"}, "postgresql"),
         ({"INSTRUMENTS": "BTC/USDT"}, "INSTRUMENTS"),
+        ({"INSTRUMENTS": "BTC-USDT,ÄB-USDT"}, "'ÄB-USDT' is not an instrument id like BTC-USDT"),
         ({"OKX_DEMO": "maybe"}, "OKX_DEMO"),
         ({"FEE_RATE_BOUND": "-0.001"}, "FEE_RATE_BOUND"),
         ({"FEE_RATE_BOUND": "0.1"}, "FEE_RATE_BOUND"),

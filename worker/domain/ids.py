@@ -1,14 +1,21 @@
-"""Deterministic identifiers: signal ids and OKX ``clOrdId``s."""
+"""Identifiers: instrument ids, and the deterministic signal ids and OKX ``clOrdId``s."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from worker.domain.errors import InvalidSignal
 from worker.domain.strategies import BY_CODE, BY_ID
 
 CL_ORD_PREFIX = "lf"
 ORDER_TAG = "limitflow"
+INST_ID_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
+
+
+def is_inst_id(text: str) -> bool:
+    """``BTC-USDT``: two upper-case tickers of letters and digits joined by a dash."""
+    return INST_ID_RE.match(text) is not None
 
 
 def _hex24(text: str) -> str:
