@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pydantic
@@ -35,6 +35,7 @@ from worker.signals import BuySignal, SellSignal
 from worker.strategy_config import StrategyConfig
 
 Publish = Callable[[BuySignal | SellSignal], None]
+S = TypeVar("S", BuySignal, SellSignal)
 Event = dict[str, Any]
 
 
@@ -196,8 +197,8 @@ class Engine:
                 detail=sized.detail,
             )
             return
-        try:
-            signal = BuySignal(
+        signal = self._validated(
+            lambda: BuySignal(
                 v=1,
                 kind="buy",
                 signal_id=signal_id,
@@ -208,8 +209,8 @@ class Engine:
                 created_at=ts,
                 expires_at=ts + self.ttl_ms,
             )
-        except pydantic.ValidationError as exc:
-            self.reject("invalid_signal", str(exc.errors(include_url=False)[:1]))
+        )
+        if signal is None:
             return
         self.buys += 1
         log_event("feed.buy_signal", signal_id=signal_id, px=sized.px, quote_sz=sized.quote_sz)
@@ -229,8 +230,8 @@ class Engine:
         signal_id = signal_id_for(
             found.strategy, found.inst_id, f"lot{found.lot_id}-{found.reason}-{stamp}"
         )
-        try:
-            signal = SellSignal(
+        signal = self._validated(
+            lambda: SellSignal(
                 v=1,
                 kind="sell",
                 signal_id=signal_id,
@@ -240,12 +241,20 @@ class Engine:
                 created_at=now_ms,
                 px=found.px,
             )
-        except pydantic.ValidationError as exc:
-            self.reject("invalid_signal", str(exc.errors(include_url=False)[:1]))
+        )
+        if signal is None:
             return
         self.sells += 1
         log_event("feed.sell_signal", signal_id=signal_id, reason=found.reason, px=found.px)
         self.publish(signal)
+
+    def _validated(self, build: Callable[[], S]) -> S | None:
+        """Build a signal; one the workers would refuse is counted as bad input, not sent."""
+        try:
+            return build()
+        except pydantic.ValidationError as exc:
+            self.reject("invalid_signal", str(exc.errors(include_url=False)[:1]))
+            return None
 
     # Positions -----------------------------------------------------------------------------
 
