@@ -120,3 +120,5 @@ def test_a_strategy_that_would_break_ids_is_refused(strategy_id: str, code: str)
 
 def test_ids_and_codes_may_use_digits_and_underscores() -> None:
     assert Strategy("dip_2", "d2", "Dip").code == "d2"
+    every = "abcdefghijklmnopqrstuvwxyz0123456789_"
+    assert Strategy(every, "z9", "Every").id == every
