@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bench_feed import T0, engine  # noqa: E402
 from tests import builders  # noqa: E402
 from worker.domain.money import InstrumentRules  # noqa: E402
+from worker.domain.strategies import STRATEGIES  # noqa: E402
 from worker.exchange.memory import (  # noqa: E402
     InMemoryExchange,
     connect_memory_exchange,
@@ -37,8 +38,6 @@ from worker.ledger.db import Ledger  # noqa: E402
 from worker.ledger.migrate import upgrade  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
 from worker.services.buy import process_buy  # noqa: E402
-
-STRATEGIES = ("hourly_limit_ws", "original_gap", "stable_buy_ws", "batch_buy_ws")
 
 
 def rss_mb() -> float:

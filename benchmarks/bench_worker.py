@@ -32,14 +32,13 @@ from tests.processes import WorkerPool, wait_for  # noqa: E402
 from worker.app import NOOP, PROCESS_BUY_SIGNAL, make_app  # noqa: E402
 from worker.domain.ids import buy_cl_ord_id  # noqa: E402
 from worker.domain.money import InstrumentRules  # noqa: E402
+from worker.domain.strategies import STRATEGIES  # noqa: E402
 from worker.exchange.memory import InMemoryExchange, serve_memory_exchange  # noqa: E402
 from worker.ledger.db import Ledger  # noqa: E402
 from worker.ledger.migrate import upgrade  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
 from worker.services.buy import process_buy  # noqa: E402
 from worker.services.reconcile import sync_active_orders  # noqa: E402
-
-STRATEGIES = ("hourly_limit_ws", "original_gap", "stable_buy_ws", "batch_buy_ws")
 
 
 def venue_with(instruments: int, prefix: str = "C") -> InMemoryExchange:

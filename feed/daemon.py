@@ -198,16 +198,11 @@ class Feed:
                 "feed.ready",
                 instruments=len(engine.states) if engine else 0,
                 connections=len(self.connections),
-                strategies=",".join(self._enabled()),
+                strategies=",".join(self.settings.strategies.enabled()),
             )
             self.ready.set()
         elif not first_time:
             log_event("feed.resubscribed", conn=name, acked=acked, of=expected)
-
-    def _enabled(self) -> list[str]:
-        config = self.settings.strategies
-        names = ("hourly_limit_ws", "original_gap", "stable_buy_ws", "batch_buy_ws")
-        return [n for n in names if config.params(n).enabled]
 
     # Background work -----------------------------------------------------------------------
 

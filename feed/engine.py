@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pydantic
@@ -23,9 +23,10 @@ from feed.approach import ApproachTracker
 from feed.logs import RateLimitedLog, log_event
 from feed.parse import BadInput
 from feed.state import HOUR_MS, RANK_CANDLE, RANK_REST, InstrumentState
-from feed.strategies import batch, gap, hourly, stable
 from feed.strategies.base import Candidate, size_order
+from feed.strategies.batch import BatchState
 from feed.strategies.exits import Exit, ExitTracker, Position
+from feed.strategies.wiring import enabled_evaluators, needs_day_fields
 from worker.domain.errors import ConfigError
 from worker.domain.ids import signal_id_for
 from worker.domain.money import InstrumentRules
@@ -34,6 +35,7 @@ from worker.signals import BuySignal, SellSignal
 from worker.strategy_config import StrategyConfig
 
 Publish = Callable[[BuySignal | SellSignal], None]
+S = TypeVar("S", BuySignal, SellSignal)
 Event = dict[str, Any]
 
 
@@ -58,14 +60,9 @@ class Engine:
         self.fee_rate_bound = Decimal(fee_rate_bound)
         self.max_order_usdt = max_order_usdt
         # The enabled strategies, each prepared once from its parameters.
-        s = strategies
-        self.batch_state = batch.BatchState()
-        self.hourly = hourly.Hourly(s.hourly_limit_ws) if s.hourly_limit_ws.enabled else None
-        self.gap = gap.Gap(s.original_gap) if s.original_gap.enabled else None
-        self.stable = stable.Stable(s.stable_buy_ws) if s.stable_buy_ws.enabled else None
-        self.batch = (
-            batch.Batch(s.batch_buy_ws, self.batch_state) if s.batch_buy_ws.enabled else None
-        )
+        self.batch_state = BatchState()
+        self.evaluators = enabled_evaluators(strategies, self.batch_state)
+        self.day_fields = needs_day_fields(strategies)
         self.exits = ExitTracker()
         self.positions: dict[str, tuple[Position, ...]] = {}
         self.bad: dict[str, int] = dict.fromkeys(parse.REASONS, 0)
@@ -117,7 +114,7 @@ class Engine:
         inst_id = item.get("instId") if type(item) is dict else None
         state = self.states.get(inst_id) if type(inst_id) is str else None
         try:
-            tick = parse.parse_ticker(item, self.stable is not None, state)
+            tick = parse.parse_ticker(item, self.day_fields, state)
         except BadInput as exc:
             self.reject(exc.reason, exc.detail)
             return
@@ -129,25 +126,20 @@ class Engine:
             return
         self.ticks += 1
         state.apply(tick)
-        if self.hourly is not None:
-            cand = self.hourly.evaluate(state, tick)
-            if cand is not None:
-                self._buy(cand, state, self.hourly.params.order_usdt, tick.ts)
-        if self.gap is not None:
-            cand = self.gap.evaluate(state, tick)
-            if cand is not None:
-                self._buy(cand, state, self.gap.params.order_usdt, tick.ts)
-        if self.stable is not None:
+        for evaluator in self.evaluators:
             try:
-                cand = self.stable.evaluate(state, tick)
+                found = evaluator.evaluate(state, tick)
             except BadInput as exc:  # a 24h field, parsed only when the price triggered
                 self.reject(exc.reason, exc.detail)
-                cand = None
-            if cand is not None:
-                self._buy(cand, state, self.stable.params.order_usdt, tick.ts)
-        if self.batch is not None:
-            for cand in self.batch.evaluate(state, tick):
-                self._buy(cand, self.states[cand.inst_id], self.batch.params.order_usdt, tick.ts)
+                continue
+            if not found:
+                continue
+            order_usdt = evaluator.params.order_usdt
+            if isinstance(found, Candidate):
+                self._buy(found, state, order_usdt, tick.ts)
+            else:  # a batch: each candidate is its own instrument
+                for cand in found:
+                    self._buy(cand, self.states[cand.inst_id], order_usdt, tick.ts)
         if self.approach is not None:
             self.approach.observe(state, tick)
         held = self.positions.get(tick.inst_id)
@@ -205,8 +197,8 @@ class Engine:
                 detail=sized.detail,
             )
             return
-        try:
-            signal = BuySignal(
+        signal = self._validated(
+            lambda: BuySignal(
                 v=1,
                 kind="buy",
                 signal_id=signal_id,
@@ -217,8 +209,8 @@ class Engine:
                 created_at=ts,
                 expires_at=ts + self.ttl_ms,
             )
-        except pydantic.ValidationError as exc:
-            self.reject("invalid_signal", str(exc.errors(include_url=False)[:1]))
+        )
+        if signal is None:
             return
         self.buys += 1
         log_event("feed.buy_signal", signal_id=signal_id, px=sized.px, quote_sz=sized.quote_sz)
@@ -238,8 +230,8 @@ class Engine:
         signal_id = signal_id_for(
             found.strategy, found.inst_id, f"lot{found.lot_id}-{found.reason}-{stamp}"
         )
-        try:
-            signal = SellSignal(
+        signal = self._validated(
+            lambda: SellSignal(
                 v=1,
                 kind="sell",
                 signal_id=signal_id,
@@ -249,12 +241,20 @@ class Engine:
                 created_at=now_ms,
                 px=found.px,
             )
-        except pydantic.ValidationError as exc:
-            self.reject("invalid_signal", str(exc.errors(include_url=False)[:1]))
+        )
+        if signal is None:
             return
         self.sells += 1
         log_event("feed.sell_signal", signal_id=signal_id, reason=found.reason, px=found.px)
         self.publish(signal)
+
+    def _validated(self, build: Callable[[], S]) -> S | None:
+        """Build a signal; one the workers would refuse is counted as bad input, not sent."""
+        try:
+            return build()
+        except pydantic.ValidationError as exc:
+            self.reject("invalid_signal", str(exc.errors(include_url=False)[:1]))
+            return None
 
     # Positions -----------------------------------------------------------------------------
 

@@ -24,8 +24,9 @@ from sqlalchemy import exc as sa_exc
 from worker import notify, preflight, render
 from worker.domain.describe import when
 from worker.domain.errors import CommandRefused, ConfigError, InvalidSignal
-from worker.domain.ids import STRATEGIES
+from worker.domain.ids import is_inst_id
 from worker.domain.lots import Settlement
+from worker.domain.strategies import STRATEGIES
 from worker.exchange.factory import build_exchange
 from worker.ledger.db import Ledger
 from worker.ledger.migrate import NotMigrated, check_migrated, upgrade
@@ -36,7 +37,7 @@ from worker.runtime import Runtime
 from worker.services.emergency import cancel_buys, flatten
 from worker.services.lots import settle_lot
 from worker.settings import Settings, get_settings
-from worker.signals import INST_ID_RE, parse_buy, parse_sell, time_warnings
+from worker.signals import parse_buy, parse_sell, time_warnings
 from worker.slot_events import SlotEvents
 from worker.task_names import PROCESS_BUY_SIGNAL, PROCESS_SELL_SIGNAL
 from worker.why import why
@@ -347,7 +348,7 @@ def parse_time(text: str) -> datetime:
 def _instrument(text: str) -> str:
 
     inst = text.strip().upper()
-    if not INST_ID_RE.match(inst):
+    if not is_inst_id(inst):
         raise argparse.ArgumentTypeError(f"{text!r} is not an instrument id like BTC-USDT")
     return inst
 

@@ -10,16 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from worker.domain.ids import STRATEGIES
 from worker.logs import log_event, mask_passwords
 from worker.settings import Settings
 
 log = logging.getLogger("limitflow.start")
-
-
-def enabled_strategies(settings: Settings) -> list[str]:
-    config = settings.strategies
-    return [name for name in STRATEGIES if config.params(name).enabled]
 
 
 def banner_fields(settings: Settings, process: str) -> dict[str, Any]:
@@ -34,7 +28,7 @@ def banner_fields(settings: Settings, process: str) -> dict[str, Any]:
         "database": mask_passwords(settings.database_url),
         "broker": mask_passwords(settings.broker_url),
         "result_backend": mask_passwords(settings.result_backend),
-        "strategies": ",".join(enabled_strategies(settings)) or "none",
+        "strategies": ",".join(settings.strategies.enabled()) or "none",
         "instruments": settings.INSTRUMENTS,
         "metrics_port": settings.METRICS_PORT or "off",
         "alerts": f"{len(settings.notify_urls)} url(s)" if settings.notify_urls else "off",

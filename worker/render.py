@@ -11,8 +11,9 @@ import orjson
 
 from worker.domain.describe import age, num, pct, when
 from worker.domain.money import quantize_str
+from worker.domain.strategies import display_name
 from worker.readmodels import OrderView, PnlLine, Position
-from worker.why import NAMES, Answer
+from worker.why import Answer
 
 
 def as_json(doc: Any) -> str:
@@ -68,7 +69,7 @@ def _money(d: Decimal | None, places: int = 4) -> Decimal | None:
 def why_text(inst_id: str, at: datetime, answers: list[Answer]) -> str:
     out = [f"Why {inst_id} at {when(at)}:"]
     for answer in answers:
-        name = NAMES.get(answer.strategy, answer.strategy)
+        name = display_name(answer.strategy)
         out.append("")
         out.append(f"{answer.strategy} ({name}), {answer.bucket.describe()}: {answer.verdict}")
         out += [f"  - {sentence}." for sentence in answer.sentences] or ["  - nothing recorded."]

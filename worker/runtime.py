@@ -143,6 +143,7 @@ def _rehearse_buy(rt: Runtime) -> None:
     from decimal import Decimal
 
     from worker.domain.ids import buy_cl_ord_id
+    from worker.domain.strategies import HOURLY
     from worker.ledger.admission import Admission, Admitted, try_admit
     from worker.ledger.orders import SENDABLE, accept_if_pending
     from worker.signals import BuySignal
@@ -153,7 +154,7 @@ def _rehearse_buy(rt: Runtime) -> None:
         v=1,
         kind="buy",
         signal_id=f"warm-up:{os.getpid()}:{now_ms}",
-        strategy="hourly_limit_ws",
+        strategy=HOURLY.id,
         inst_id="WARMUP-USDT",
         px=Decimal(1),
         quote_sz=Decimal(1),

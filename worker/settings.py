@@ -22,9 +22,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from worker.domain.errors import ConfigError
+from worker.domain.ids import is_inst_id
 from worker.domain.sizing import DEFAULT_FEE_RATE_BOUND
 from worker.logs import mask_passwords
 from worker.strategy_config import StrategyConfig, load_strategy_config
+from worker.validation import Problem, explain
 
 # The local simulator's address and demo credentials: defaults never point at real money.
 SIM_REST_URL = "http://127.0.0.1:18080"
@@ -122,8 +124,7 @@ class Settings(BaseSettings):
         if not items:
             raise ValueError("must list instrument ids (BTC-USDT,ETH-USDT) or say 'all'")
         for item in items:
-            base, _, quote = item.partition("-")
-            if not (base.isalnum() and quote.isalnum()):
+            if not is_inst_id(item):
                 raise ValueError(f"{item!r} is not an instrument id like BTC-USDT")
         return ",".join(items)
 
@@ -214,17 +215,12 @@ def live_money_refusal(settings: Settings) -> str | None:
     )
 
 
-def _explain(exc: pydantic.ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        name = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        got = err.get("input")
-        secret = "SECRET" in name or "PASSPHRASE" in name or "KEY" in name
-        # A store URL may carry a password; so may a URL pasted into the wrong setting.
-        shown = "" if secret else f" (got {mask_passwords(repr(got))})"
-        parts.append(f"{name} {msg}{shown}")
-    return "; ".join(parts)
+def _describe(problem: Problem) -> str:
+    name = problem.where
+    secret = "SECRET" in name or "PASSPHRASE" in name or "KEY" in name
+    # A store URL may carry a password; so may a URL pasted into the wrong setting.
+    shown = "" if secret else f" (got {mask_passwords(repr(problem.got))})"
+    return f"{name} {problem.message}{shown}"
 
 
 def load_settings(values: dict[str, Any] | None = None) -> Settings:
@@ -236,7 +232,7 @@ def load_settings(values: dict[str, Any] | None = None) -> Settings:
         settings = Settings.model_validate(values) if values is not None else Settings()
         settings.strategies  # noqa: B018  (validate the strategy file at start)
     except pydantic.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {_explain(exc)}") from None
+        raise ConfigError(f"invalid configuration: {explain(exc, _describe)}") from None
     refusal = live_money_refusal(settings)
     if refusal is not None:
         raise ConfigError(refusal)

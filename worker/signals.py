@@ -24,17 +24,18 @@ import re
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from worker.domain.errors import InvalidSignal
-from worker.domain.ids import STRATEGIES
+from worker.domain.ids import is_inst_id
 from worker.domain.money import to_decimal
+from worker.domain.strategies import STRATEGIES
+from worker.validation import Problem, explain
 
 SCHEMA_VERSION = 1
-INST_ID_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 SIGNAL_ID_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 SELL_REASONS = ("stop_loss", "time_exit", "take_profit", "manual")
 
@@ -42,10 +43,7 @@ Millis = Annotated[int, Field(strict=True, gt=0)]
 
 
 def _positive_decimal(value: Any, field: str) -> Decimal:
-    try:
-        d = to_decimal(value, field)
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
+    d = to_decimal(value, field)
     if d <= 0:
         raise ValueError(f"{field} must be positive, got {value}")
     return d
@@ -77,7 +75,7 @@ class _SignalBase(BaseModel):
     @field_validator("inst_id")
     @classmethod
     def _check_inst_id(cls, value: str) -> str:
-        if not INST_ID_RE.match(value):
+        if not is_inst_id(value):
             raise ValueError(f"inst_id must look like BTC-USDT, got {value!r}")
         return value
 
@@ -127,33 +125,30 @@ class SellSignal(_SignalBase):
         return None if value is None else _positive_decimal(value, "px")
 
 
-def _explain(exc: pydantic.ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "message"
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)
+M = TypeVar("M", BuySignal, SellSignal)
+
+
+def _describe(problem: Problem) -> str:
+    return f"{problem.where or 'message'}: {problem.message}"
+
+
+def _parse(model: type[M], message: Any) -> M:
+    if not isinstance(message, dict):
+        raise InvalidSignal(f"a signal must be a JSON object, got {type(message).__name__}")
+    try:
+        return model.model_validate(message)
+    except pydantic.ValidationError as exc:
+        raise InvalidSignal(explain(exc, _describe)) from None
 
 
 def parse_buy(message: Any) -> BuySignal:
     """Validate a buy message; raise ``InvalidSignal`` with one readable sentence."""
-    if not isinstance(message, dict):
-        raise InvalidSignal(f"a signal must be a JSON object, got {type(message).__name__}")
-    try:
-        return BuySignal.model_validate(message)
-    except pydantic.ValidationError as exc:
-        raise InvalidSignal(_explain(exc)) from None
+    return _parse(BuySignal, message)
 
 
 def parse_sell(message: Any) -> SellSignal:
     """Validate a sell message; raise ``InvalidSignal`` with one readable sentence."""
-    if not isinstance(message, dict):
-        raise InvalidSignal(f"a signal must be a JSON object, got {type(message).__name__}")
-    try:
-        return SellSignal.model_validate(message)
-    except pydantic.ValidationError as exc:
-        raise InvalidSignal(_explain(exc)) from None
+    return _parse(SellSignal, message)
 
 
 def to_message(signal: BuySignal | SellSignal) -> dict[str, Any]:

@@ -15,6 +15,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.domain.errors import ConfigError
+from worker.domain.strategies import STRATEGIES
+from worker.validation import Problem, explain
 
 
 class StrategyParams(BaseModel):
@@ -51,6 +53,8 @@ class BatchBuyParams(StrategyParams):
 
 
 class StrategyConfig(BaseModel):
+    """One field per strategy id of ``worker.domain.strategies``, in the same order."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hourly_limit_ws: HourlyLimitParams = HourlyLimitParams()
@@ -64,6 +68,10 @@ class StrategyConfig(BaseModel):
             raise ConfigError(f"unknown strategy {strategy!r}")
         return value
 
+    def enabled(self) -> list[str]:
+        """The ids of the strategies switched on, in registry order."""
+        return [strategy for strategy in STRATEGIES if self.params(strategy).enabled]
+
 
 def _float_to_decimal(data: Any) -> Any:
     # TOML floats would lose exactness on the way to Decimal; go through their repr.
@@ -74,20 +82,19 @@ def _float_to_decimal(data: Any) -> Any:
     return data
 
 
+def _describe(problem: Problem) -> str:
+    if problem.kind == "extra_forbidden":
+        kind = "strategy" if len(problem.loc) == 1 else "key"
+        return f"unknown {kind} [{problem.where}]"
+    return f"{problem.where}: {problem.message}"
+
+
 def parse_strategy_config(data: dict[str, Any], source: str = "STRATEGY_CONFIG") -> StrategyConfig:
     """Validate a parsed TOML mapping; raise ``ConfigError`` with one readable sentence."""
     try:
         return StrategyConfig.model_validate(_float_to_decimal(data))
     except pydantic.ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                kind = "strategy" if len(err["loc"]) == 1 else "key"
-                problems.append(f"unknown {kind} [{where}]")
-            else:
-                problems.append(f"{where}: {err['msg']}")
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+        raise ConfigError(f"{source}: {explain(exc, _describe)}") from None
 
 
 def load_strategy_config(path: str | None) -> StrategyConfig:

@@ -11,8 +11,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from celery import Task
 from celery.exceptions import Retry
@@ -51,12 +51,12 @@ from worker.ledger.db import make_engine
 from worker.ledger.migrate import NotMigrated, check_migrated
 from worker.logs import configure_logging, log_event
 from worker.notify import DeliveryFailed, deliver, reconcile_alert
-from worker.runtime import get_runtime, warm_up
+from worker.runtime import Runtime, get_runtime, warm_up
 from worker.services import reconcile
-from worker.services.buy import process_buy, record_unexecuted
+from worker.services.buy import BuyResult, process_buy, record_unexecuted
 from worker.services.lookup import lookup
 from worker.services.placement import VERIFY_DELAYS
-from worker.services.sell import process_sell, record_sell_failed
+from worker.services.sell import SellResult, process_sell, record_sell_failed
 from worker.services.updates import apply_update_message
 from worker.settings import get_settings
 
@@ -64,6 +64,7 @@ log = logging.getLogger("limitflow.tasks")
 # What a lookup may answer while the exchange has not settled the order yet: look again.
 UNSETTLED = (Verdict.MISSING, Verdict.UNKNOWN, OrderState.PENDING_SUBMIT)
 TRANSIENT = (Retryable, OperationalError)
+R = TypeVar("R", BuyResult, SellResult)
 
 
 @contextlib.contextmanager
@@ -89,56 +90,65 @@ def task_line(task: str, **fields: Any) -> Iterator[dict[str, Any]]:
         log_event(log, "task.done", level=level, task=task, **line)
 
 
-def _message_id(message: Any) -> Any:
-    return message.get("signal_id", "-") if isinstance(message, dict) else "-"
+def _field(message: Any, key: str) -> Any:
+    """A message's field for the log line, before the message is validated (``-`` if none)."""
+    return message.get(key, "-") if isinstance(message, dict) else "-"
+
+
+def _doubling(retries: int) -> int:
+    return int(2**retries)
+
+
+def _jittered(retries: int) -> int:
+    # 2, 4, 8 ... seconds, at most a minute, with full jitter.
+    return int(get_exponential_backoff_interval(2, retries, 60, full_jitter=True))
+
+
+def _run_signal(
+    task: Task,
+    message: Any,
+    process: Callable[[Runtime, Any], R],
+    record_failed: Callable[[Runtime, Any, str], R],
+    backoff: Callable[[int], int],
+) -> R:
+    """Process a signal; retry a transient failure after ``backoff``, then record it."""
+    rt = get_runtime()
+    try:
+        return process(rt, message)
+    except TRANSIENT as exc:
+        if task.request.retries < task.max_retries:
+            raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
+        return record_failed(rt, message, f"{type(exc).__name__}: {exc}")
+
+
+def _report(line: dict[str, Any], result: BuyResult | SellResult, **more: Any) -> None:
+    """Put a signal's recorded outcome on the task's line and in the metrics."""
+    line.update(
+        signal_id=result.signal_id,
+        slot=result.slot,
+        outcome=result.outcome,
+        reason=result.reason,
+        **more,
+    )
+    metrics.signal(result.slot, result.outcome, result.reason)
 
 
 @app.task(name=PROCESS_BUY_SIGNAL, bind=True, max_retries=3)
 def process_buy_signal(self: Task, message: Any) -> None:
     """Execute one buy signal at most once (expired ones are dropped with a reason)."""
-    with task_line("process_buy_signal", signal_id=_message_id(message)) as line:
-        rt = get_runtime()
-        try:
-            result = process_buy(rt, message)
-        except TRANSIENT as exc:
-            if self.request.retries < self.max_retries:
-                raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
-            # Out of retries: the signal still gets its recorded outcome.
-            result = record_unexecuted(rt, message, f"{type(exc).__name__}: {exc}")
-        line.update(
-            signal_id=result.signal_id,
-            slot=result.slot,
-            outcome=result.outcome,
-            reason=result.reason,
-            order_state=result.order_state,
-        )
-        metrics.signal(result.slot, result.outcome, result.reason)
+    with task_line("process_buy_signal", signal_id=_field(message, "signal_id")) as line:
+        # Out of retries (2, 4, 8 s apart), the signal is recorded as not executed.
+        result = _run_signal(self, message, process_buy, record_unexecuted, _doubling)
+        _report(line, result, order_state=result.order_state)
 
 
 @app.task(name=PROCESS_SELL_SIGNAL, bind=True, max_retries=30)
 def process_sell_signal(self: Task, message: Any) -> None:
     """Exit the unsold lots of a slot; retried until done (then reconciliation takes over)."""
-    with task_line("process_sell_signal", signal_id=_message_id(message)) as line:
-        rt = get_runtime()
-        try:
-            result = process_sell(rt, message)
-        except TRANSIENT as exc:
-            if self.request.retries < self.max_retries:
-                # 2, 4, 8 ... seconds, at most a minute, with full jitter.
-                delay = get_exponential_backoff_interval(
-                    2, self.request.retries, 60, full_jitter=True
-                )
-                raise self.retry(exc=exc, countdown=delay) from exc
-            # Out of retries: the signal says so; reconciliation keeps selling its lots.
-            result = record_sell_failed(rt, message, f"{type(exc).__name__}: {exc}")
-        line.update(
-            signal_id=result.signal_id,
-            slot=result.slot,
-            outcome=result.outcome,
-            reason=result.reason,
-            lots=result.lots,
-        )
-        metrics.signal(result.slot, result.outcome, result.reason)
+    with task_line("process_sell_signal", signal_id=_field(message, "signal_id")) as line:
+        # Out of retries, the signal says so; reconciliation keeps selling its lots.
+        result = _run_signal(self, message, process_sell, record_sell_failed, _jittered)
+        _report(line, result, lots=result.lots)
 
 
 @app.task(
@@ -146,8 +156,7 @@ def process_sell_signal(self: Task, message: Any) -> None:
 )
 def apply_order_update(self: Task, message: Any) -> None:
     """Apply one order update pushed by the exchange (fills counted once per tradeId)."""
-    cl_ord_id = message.get("cl_ord_id", "-") if isinstance(message, dict) else "-"
-    with task_line("apply_order_update", cl_ord_id=cl_ord_id) as line:
+    with task_line("apply_order_update", cl_ord_id=_field(message, "cl_ord_id")) as line:
         line["outcome"] = apply_update_message(get_runtime(), message)
 
 
@@ -165,21 +174,21 @@ def verify_order(self: Task, order_id: int, attempt: int = 0) -> None:
 @app.task(name=SYNC_ACTIVE_ORDERS, ignore_result=False)
 def sync_active_orders() -> dict[str, Any]:
     """Reconcile every open order and unsold lot with the exchange; return the report."""
-    with task_line("sync_active_orders") as line:
-        report = reconcile.sync_active_orders(get_runtime())
-        metrics.reconcile_report("sync_active_orders", report)
-        reconcile_alert("sync_active_orders", report)
-        line.update(outcome="skipped" if "skipped" in report else "done", **report)
-        return report
+    return _reconcile("sync_active_orders", reconcile.sync_active_orders)
 
 
 @app.task(name=PURGE_PENDING, ignore_result=False)
 def purge_pending() -> dict[str, Any]:
     """Settle intents older than the pending timeout; return the report."""
-    with task_line("purge_pending") as line:
-        report = reconcile.purge_pending(get_runtime())
-        metrics.reconcile_report("purge_pending", report)
-        reconcile_alert("purge_pending", report)
+    return _reconcile("purge_pending", reconcile.purge_pending)
+
+
+def _reconcile(task: str, run: Callable[[Runtime], dict[str, Any]]) -> dict[str, Any]:
+    """Run one reconciliation pass: its line, its metrics, and an alert if it found trouble."""
+    with task_line(task) as line:
+        report = run(get_runtime())
+        metrics.reconcile_report(task, report)
+        reconcile_alert(task, report)
         line.update(outcome="skipped" if "skipped" in report else "done", **report)
         return report
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from worker.domain.buckets import Bucket, bucket_at
 from worker.domain.describe import age, clock, num, pct, when
 from worker.domain.money import quantize_str
+from worker.domain.strategies import BATCH, display_name
 from worker.readmodels import (
     Approach,
     Heard,
@@ -31,12 +32,6 @@ from worker.readmodels import (
 )
 from worker.settings import Settings
 
-NAMES = {
-    "hourly_limit_ws": "Original",
-    "original_gap": "Gap",
-    "stable_buy_ws": "Stable",
-    "batch_buy_ws": "Batch",
-}
 # What each recorded skip reason means, before its recorded facts.
 REASONS = {
     "slot_busy": "the slot had an order open",
@@ -68,7 +63,7 @@ class Answer:
     def as_json(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy,
-            "name": NAMES.get(self.strategy, self.strategy),
+            "name": display_name(self.strategy),
             "bucket": {
                 "kind": self.bucket.kind,
                 "name": self.bucket.name,
@@ -271,10 +266,10 @@ def _approach(answer: Answer, approach: Approach, min_count: int, now: datetime)
         if depth < approach.trigger:
             sentence += f", {pct(approach.trigger - depth)} short"
         answer.sentences.append(sentence)
-    if answer.strategy == "batch_buy_ws" and approach.peak_count is not None:
+    if answer.strategy == BATCH.id and approach.peak_count is not None:
         answer.sentences.append(
             f"at most {approach.peak_count} instrument(s) were {pct(approach.trigger)} or more "
-            f"below their open at once; Batch needs {min_count}"
+            f"below their open at once; {BATCH.name} needs {min_count}"
         )
     if approach.detail and not approach.detail.startswith("the feed"):
         answer.sentences.append(approach.detail)

@@ -8,4 +8,5 @@ state, and returns what should be bought or sold. Module per strategy:
 - ``stable``  ``stable_buy_ws`` (Stable): a dip below the UTC day's open in a calm market
 - ``batch``   ``batch_buy_ws`` (Batch): many instruments down at once, buy the deepest
 - ``exits``   stop loss and time exit for the feed's view of open positions
+- ``wiring``  which evaluator computes each strategy id of ``worker.domain.strategies``
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,22 +12,30 @@ from worker.strategy_config import parse_strategy_config
 
 AT = datetime(2026, 11, 24, 8, 27, 13, tzinfo=UTC)
 MS = int(AT.timestamp() * 1000)
+MINUTE_WINDOW = window_bucket(MS // 60_000 * 60_000, 60)
 
 
 @pytest.mark.parametrize(
-    ("strategy", "name", "start", "end"),
+    ("strategy", "name", "start", "end", "kind"),
     [
-        ("hourly_limit_ws", hour_bucket(MS // 3_600_000), "08:00:00", "09:00:00"),
-        ("batch_buy_ws", hour_bucket(MS // 3_600_000), "08:00:00", "09:00:00"),
-        ("original_gap", window_bucket(MS // 60_000 * 60_000, 60), "08:27:00", "08:28:00"),
-        ("stable_buy_ws", day_bucket(MS // 86_400_000), "00:00:00", "00:00:00"),
+        ("hourly_limit_ws", hour_bucket(MS // 3_600_000), "08:00:00", "09:00:00", "hour"),
+        ("batch_buy_ws", hour_bucket(MS // 3_600_000), "08:00:00", "09:00:00", "hour"),
+        (
+            "original_gap",
+            window_bucket(MS // 60_000 * 60_000, 60),
+            "08:27:00",
+            "08:28:00",
+            "window",
+        ),
+        ("stable_buy_ws", day_bucket(MS // 86_400_000), "00:00:00", "00:00:00", "day"),
     ],
 )
 def test_the_bucket_containing_a_time_is_named_as_the_feed_names_it(
-    strategy: str, name: str, start: str, end: str
+    strategy: str, name: str, start: str, end: str, kind: str
 ) -> None:
     bucket = bucket_at(strategy, AT, parse_strategy_config({}))
     assert bucket.name == name
+    assert bucket.kind == kind
     assert (f"{bucket.start:%H:%M:%S}", f"{bucket.end:%H:%M:%S}") == (start, end)
     assert bucket.start <= AT < bucket.end
     assert bucket.signal_id("BTC-USDT") == f"{strategy}:BTC-USDT:{name}"
@@ -38,3 +46,12 @@ def test_a_configured_gap_window_moves_the_bucket() -> None:
     bucket = bucket_at("original_gap", AT, config)
     assert bucket.name == window_bucket(MS // 300_000 * 300_000, 300) == "20261124T082500w300"
     assert bucket.describe() == "the 300 s window 08:25:00-08:30:00 UTC of 2026-11-24"
+
+
+def test_hour_and_day_buckets_describe_themselves() -> None:
+    config = parse_strategy_config({})
+    hour = bucket_at("hourly_limit_ws", AT, config)
+    assert hour.describe() == "the hour 08:00-09:00 UTC of 2026-11-24"
+    day = bucket_at("stable_buy_ws", AT, config)
+    assert day.describe() == "the UTC day 2026-11-24"
+    assert day.end - day.start == timedelta(days=1)

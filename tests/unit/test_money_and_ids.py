@@ -7,12 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.domain.errors import InvalidSignal
-from worker.domain.ids import (
-    STRATEGIES,
-    buy_cl_ord_id,
-    parse_cl_ord_id,
-    sell_cl_ord_id,
-)
+from worker.domain.ids import buy_cl_ord_id, is_inst_id, parse_cl_ord_id, sell_cl_ord_id
 from worker.domain.money import (
     InstrumentRules,
     quantize_str,
@@ -20,6 +15,7 @@ from worker.domain.money import (
     round_up,
     to_decimal,
 )
+from worker.domain.strategies import STRATEGIES
 
 RULES = InstrumentRules(
     "BTC-USDT", Decimal("0.1"), Decimal("0.00000001"), Decimal("0.00001"), "BTC", "USDT"
@@ -132,3 +128,25 @@ def test_zero_is_never_a_tradable_size_even_without_a_minimum() -> None:
 )
 def test_quantize_str_writes_plain_decimals_without_trailing_zeros(value: str, sent: str) -> None:
     assert quantize_str(Decimal(value)) == sent
+
+
+@pytest.mark.parametrize("inst_id", ["BTC-USDT", "1INCH-USDT", "A-B", "ABCDEFGHIJ0123456789-USDT"])
+def test_instrument_ids_are_two_upper_case_tickers(inst_id: str) -> None:
+    assert is_inst_id(inst_id)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "btc-usdt",
+        "BTC",
+        "BTC-",
+        "-USDT",
+        "BTC/USDT",
+        "BTC-USDT-SWAP",
+        "ÄB-USDT",
+        "X" * 21 + "-USDT",
+    ],
+)
+def test_anything_else_is_not_an_instrument_id(text: str) -> None:
+    assert not is_inst_id(text)

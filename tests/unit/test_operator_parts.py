@@ -75,3 +75,21 @@ def test_enqueue_warns_about_times_in_seconds_and_expired_buys() -> None:
         f"created_at {now_ms // 1000} looks like seconds, not milliseconds "
         f"(in milliseconds: {now_ms // 1000 * 1000})"
     ]
+
+
+def test_enqueue_warns_from_the_first_millisecond_after_expiry_and_reads_expires_at() -> None:
+    now_ms = 1_795_939_300_000
+    assert time_warnings({"kind": "buy", "created_at": now_ms - 20_000}, 10, now_ms) == [
+        "this buy signal expired 10 s ago (at 2026-11-29 08:01:30 UTC): the workers will "
+        "record it as expired and not buy"
+    ]
+    assert len(time_warnings({"kind": "buy", "created_at": now_ms - 10_001}, 10, now_ms)) == 1
+    assert time_warnings({"kind": "buy", "created_at": now_ms - 10_000}, 10, now_ms) == []
+    later = {"kind": "buy", "created_at": now_ms - 70_000, "expires_at": now_ms + 5_000}
+    assert time_warnings(later, 10, now_ms) == []
+
+
+def test_created_at_from_2001_09_09_on_is_milliseconds() -> None:
+    now_ms = 1_795_939_300_000
+    assert time_warnings({"kind": "sell", "created_at": 1_000_000_000_000}, 10, now_ms) == []
+    assert len(time_warnings({"kind": "sell", "created_at": 999_999_999_999}, 10, now_ms)) == 1

@@ -7,7 +7,7 @@ import pytest
 
 from worker.domain.errors import ConfigError
 from worker.settings import load_settings
-from worker.strategy_config import load_strategy_config
+from worker.strategy_config import load_strategy_config, parse_strategy_config
 
 
 def test_defaults_point_at_embedded_stores_and_the_simulator(tmp_path: Path) -> None:
@@ -29,6 +29,7 @@ def test_defaults_point_at_embedded_stores_and_the_simulator(tmp_path: Path) -> 
         ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://x/y"}, "postgresql"),
         ({"INSTRUMENTS": "BTC/USDT"}, "INSTRUMENTS"),
+        ({"INSTRUMENTS": "BTC-USDT,ÄB-USDT"}, "'ÄB-USDT' is not an instrument id like BTC-USDT"),
         ({"OKX_DEMO": "maybe"}, "OKX_DEMO"),
         ({"FEE_RATE_BOUND": "-0.001"}, "FEE_RATE_BOUND"),
         ({"FEE_RATE_BOUND": "0.1"}, "FEE_RATE_BOUND"),
@@ -77,6 +78,16 @@ def test_bad_strategy_files(tmp_path: Path, text: str, words: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=words):
         load_settings({"STRATEGY_CONFIG": str(path)})
+
+
+def test_a_strategy_file_with_two_problems_is_one_sentence_naming_both() -> None:
+    data = {"original_gap": {"gap_pct": Decimal("2")}, "batch_buy_ws": {"min_cnt": 3}}
+    with pytest.raises(ConfigError) as info:
+        parse_strategy_config(data, "STRATEGY_CONFIG s.toml")
+    assert str(info.value) == (
+        "STRATEGY_CONFIG s.toml: original_gap.gap_pct: Input should be less than 1; "
+        "unknown key [batch_buy_ws.min_cnt]"
+    )
 
 
 def test_missing_strategy_file() -> None:

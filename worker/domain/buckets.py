@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from worker.domain.strategies import GAP, STABLE
 from worker.strategy_config import StrategyConfig
 
 HOUR_S = 3600
@@ -43,12 +44,12 @@ class Bucket:
 def bucket_at(strategy: str, at: datetime, config: StrategyConfig) -> Bucket:
     """The bucket of ``strategy`` that contains ``at``."""
     seconds = int(at.timestamp())
-    if strategy == "original_gap":
+    if strategy == GAP.id:
         width = config.original_gap.gap_window_seconds
         start = _utc(seconds - seconds % width)
         name = f"{start:%Y%m%dT%H%M%S}w{width}"
         return Bucket(strategy, "window", start, start + timedelta(seconds=width), name)
-    if strategy == "stable_buy_ws":
+    if strategy == STABLE.id:
         start = _utc(seconds - seconds % DAY_S)
         return Bucket(strategy, "day", start, start + timedelta(days=1), f"{start:%Y%m%d}")
     config.params(strategy)  # raises ConfigError for a strategy this build does not know

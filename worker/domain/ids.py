@@ -1,22 +1,21 @@
-"""Deterministic identifiers: signal ids and OKX ``clOrdId``s."""
+"""Identifiers: instrument ids, and the deterministic signal ids and OKX ``clOrdId``s."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from worker.domain.errors import InvalidSignal
+from worker.domain.strategies import BY_CODE, BY_ID
 
 CL_ORD_PREFIX = "lf"
 ORDER_TAG = "limitflow"
+INST_ID_RE = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 
-STRATEGY_CODES: dict[str, str] = {
-    "hourly_limit_ws": "hl",
-    "original_gap": "og",
-    "stable_buy_ws": "sb",
-    "batch_buy_ws": "bb",
-}
-STRATEGY_BY_CODE = {code: name for name, code in STRATEGY_CODES.items()}
-STRATEGIES = tuple(STRATEGY_CODES)
+
+def is_inst_id(text: str) -> bool:
+    """``BTC-USDT``: two upper-case tickers of letters and digits joined by a dash."""
+    return INST_ID_RE.match(text) is not None
 
 
 def _hex24(text: str) -> str:
@@ -25,7 +24,7 @@ def _hex24(text: str) -> str:
 
 def strategy_code(strategy: str) -> str:
     try:
-        return STRATEGY_CODES[strategy]
+        return BY_ID[strategy].code
     except KeyError:
         raise InvalidSignal(f"unknown strategy {strategy!r}") from None
 
@@ -44,12 +43,12 @@ def parse_cl_ord_id(cl_ord_id: str) -> tuple[str, str] | None:
     """Return ``(strategy, side)`` for one of our clOrdIds, else ``None``."""
     if len(cl_ord_id) != 29 or not cl_ord_id.startswith(CL_ORD_PREFIX):
         return None
-    strategy = STRATEGY_BY_CODE.get(cl_ord_id[2:4])
+    strategy = BY_CODE.get(cl_ord_id[2:4])
     side = {"b": "buy", "s": "sell"}.get(cl_ord_id[4])
     tail = cl_ord_id[5:]
     if strategy is None or side is None or any(c not in "0123456789abcdef" for c in tail):
         return None
-    return strategy, side
+    return strategy.id, side
 
 
 def signal_id_for(strategy: str, inst_id: str, bucket: str) -> str:

@@ -9,12 +9,13 @@ import orjson
 
 from feed.engine import Engine
 from worker.domain.money import InstrumentRules
+from worker.domain.strategies import STRATEGIES
 from worker.signals import BuySignal, SellSignal
 from worker.strategy_config import StrategyConfig, parse_strategy_config
 
 T0 = 1795939200000  # 2026-11-29T08:00:00Z, the start of a UTC hour
 HOUR = 3_600_000
-ALL = ("hourly_limit_ws", "original_gap", "stable_buy_ws", "batch_buy_ws")
+ALL = STRATEGIES
 
 
 def rules(
