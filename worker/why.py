@@ -87,7 +87,8 @@ def _answer(
     s: Session, settings: Settings, inst_id: str, strategy: str, at: datetime, now: datetime
 ) -> Answer:
     config = settings.strategies
-    bucket = bucket_at(strategy, at, config)
+    config.params(strategy)  # a strategy this build does not know: ConfigError
+    bucket = bucket_at(strategy, at, config.original_gap.gap_window_seconds)
     answer = Answer(strategy, bucket, "no_signal")
     signals = signals_in_bucket(s, inst_id, bucket)
     if signals:

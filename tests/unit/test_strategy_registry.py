@@ -89,7 +89,7 @@ def test_the_closest_approaches_know_every_strategy() -> None:
 @pytest.mark.parametrize("strategy", REGISTRY, ids=lambda s: s.id)
 def test_signals_buckets_and_operator_commands_know_each_strategy(strategy: Strategy) -> None:
     at = datetime(2026, 11, 29, 8, 30, tzinfo=UTC)
-    bucket = bucket_at(strategy.id, at, StrategyConfig())
+    bucket = bucket_at(strategy.id, at, StrategyConfig().original_gap.gap_window_seconds)
     assert bucket.start <= at < bucket.end
     signal = BuySignal(
         v=1,

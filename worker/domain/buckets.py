@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from worker.domain.strategies import GAP, STABLE
-from worker.strategy_config import StrategyConfig
+from worker.domain.errors import ConfigError
+from worker.domain.strategies import BY_ID, GAP, STABLE
 
 HOUR_S = 3600
 DAY_S = 86400
@@ -41,18 +41,20 @@ class Bucket:
         return f"the hour {span} UTC of {day}"
 
 
-def bucket_at(strategy: str, at: datetime, config: StrategyConfig) -> Bucket:
-    """The bucket of ``strategy`` that contains ``at``."""
+def bucket_at(strategy: str, at: datetime, gap_window_seconds: int) -> Bucket:
+    """The bucket of ``strategy`` that contains ``at`` (Gap's windows are
+    ``gap_window_seconds`` wide, as configured)."""
     seconds = int(at.timestamp())
     if strategy == GAP.id:
-        width = config.original_gap.gap_window_seconds
+        width = gap_window_seconds
         start = _utc(seconds - seconds % width)
         name = f"{start:%Y%m%dT%H%M%S}w{width}"
         return Bucket(strategy, "window", start, start + timedelta(seconds=width), name)
     if strategy == STABLE.id:
         start = _utc(seconds - seconds % DAY_S)
         return Bucket(strategy, "day", start, start + timedelta(days=1), f"{start:%Y%m%d}")
-    config.params(strategy)  # raises ConfigError for a strategy this build does not know
+    if strategy not in BY_ID:
+        raise ConfigError(f"unknown strategy {strategy!r}")
     start = _utc(seconds - seconds % HOUR_S)
     return Bucket(strategy, "hour", start, start + timedelta(hours=1), f"{start:%Y%m%d%H}")
 
