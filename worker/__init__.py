@@ -12,7 +12,7 @@ def __getattr__(name: str) -> Any:
     so that importing any ``worker`` module (``python -m worker --help``, the feed's imports)
     neither reads the broker settings nor creates the embedded broker's folders."""
     if name == "app":
-        from worker.app import app
+        from worker.app import app  # the point of this function: built on first use
 
         globals()["app"] = app  # the instance, not the ``worker.app`` submodule
         return app

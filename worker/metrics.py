@@ -43,6 +43,8 @@ class _Metrics:
     """The metric objects of one process (in a worker: written to the multiprocess folder)."""
 
     def __init__(self) -> None:
+        # Here, not at the top: without METRICS_PORT prometheus_client is never loaded, and a
+        # worker sets PROMETHEUS_MULTIPROC_DIR before its first import.
         from prometheus_client import Counter, Gauge, Histogram
 
         self.signals = Counter(

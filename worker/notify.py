@@ -125,7 +125,7 @@ def deliver(settings: Settings, kind: str, title: str, body: str) -> int:
     Raise ``DeliveryFailed`` when one did not (the task retries). The URLs hold tokens:
     they never appear in a log line or an error, only their position in the list.
     """
-    import apprise
+    import apprise  # here, not at the top: heavy, and only a worker that sends alerts needs it
 
     urls = settings.notify_urls
     targets = apprise.Apprise()

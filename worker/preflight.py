@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from kombu.exceptions import OperationalError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -101,8 +102,6 @@ def broker_unreachable(url: str, exc: BaseException) -> StoreUnreachable:
 
 def check_broker(app: Any, url: str, retries: int = 0, wait: float = 1.0) -> None:
     """Connect to the broker of ``app`` (``retries`` more attempts, ``wait`` s apart)."""
-    from kombu.exceptions import OperationalError
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(

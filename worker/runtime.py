@@ -15,11 +15,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from worker.cache import WorkerCache
 from worker.domain.errors import ExchangeError
+from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
+from worker.domain.strategies import HOURLY
+from worker.exchange.factory import build_exchange
 from worker.exchange.port import Exchange, WarmsUp
+from worker.ledger.admission import Admission, Admitted, try_admit
 from worker.ledger.db import Ledger, utcnow
+from worker.ledger.orders import SENDABLE, accept_if_pending
 from worker.logs import log_event
-from worker.settings import Settings
+from worker.settings import Settings, get_settings
+from worker.signals import BuySignal
 from worker.slot_events import SlotEvents
 
 # Celery gives a new pool process 4 s (worker_proc_alive_timeout) to report that it is up,
@@ -72,9 +78,8 @@ def get_runtime() -> Runtime:
     """The process's runtime (rebuilt in a forked child)."""
     global _runtime, _runtime_pid
     if _runtime is None or _runtime_pid != os.getpid():
+        # Here, not at the top: importing worker.app builds the Celery app (and its folders).
         from worker.app import app
-        from worker.exchange.factory import build_exchange
-        from worker.settings import get_settings
 
         settings = get_settings()
 
@@ -141,12 +146,6 @@ def _rehearse_buy(rt: Runtime) -> None:
     rehearsals never wait on each other's rows.
     """
     from decimal import Decimal
-
-    from worker.domain.ids import buy_cl_ord_id
-    from worker.domain.strategies import HOURLY
-    from worker.ledger.admission import Admission, Admitted, try_admit
-    from worker.ledger.orders import SENDABLE, accept_if_pending
-    from worker.signals import BuySignal
 
     now = rt.now()
     now_ms = int(now.timestamp() * 1000)

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from worker.domain.describe import age, when
 from worker.domain.errors import InvalidSignal
 from worker.domain.ids import is_inst_id
 from worker.domain.money import to_decimal
@@ -165,7 +166,6 @@ _MILLIS_FLOOR = 1_000_000_000_000
 
 def time_warnings(message: dict[str, Any], ttl_seconds: int, now_ms: int) -> list[str]:
     """What looks wrong with a valid signal's times (``enqueue`` warns, then sends it)."""
-    from worker.domain.describe import age, when
 
     out: list[str] = []
     created = message.get("created_at")

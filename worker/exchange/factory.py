@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from worker import metrics
+from worker.exchange.memory import connect_memory_exchange
+from worker.exchange.okx.adapter import OkxExchange
+from worker.exchange.okx.rest import Credentials, OkxRestClient
 from worker.exchange.port import Exchange
 from worker.settings import Settings
-
-if TYPE_CHECKING:
-    from worker.exchange.okx.adapter import OkxExchange
 
 
 def build_exchange(settings: Settings) -> Exchange:
     """``okx`` -> the OKX REST adapter; ``memory://HOST:PORT`` -> a shared in-memory venue."""
     if settings.LIMITFLOW_EXCHANGE.startswith("memory://"):
-        from worker.exchange.memory import connect_memory_exchange
-
         return connect_memory_exchange(settings.LIMITFLOW_EXCHANGE)
     return build_okx_exchange(settings)
 
@@ -23,9 +20,6 @@ def build_exchange(settings: Settings) -> Exchange:
 def build_okx_exchange(settings: Settings) -> OkxExchange:
     """The OKX adapter for ``OKX_REST_URL``, with the process-wide request pacer, reporting
     its clock-skew measurements to the process's metrics."""
-    from worker import metrics
-    from worker.exchange.okx.adapter import OkxExchange
-    from worker.exchange.okx.rest import Credentials, OkxRestClient
 
     credentials = Credentials(
         settings.OKX_API_KEY, settings.OKX_API_SECRET, settings.OKX_API_PASSPHRASE

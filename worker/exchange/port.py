@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from worker.domain.money import InstrumentRules
+from worker.domain.money import InstrumentRules, to_decimal
 from worker.domain.orders import OrderState
 from worker.domain.orders import Side as Side  # re-exported: part of the port
 
@@ -172,7 +172,6 @@ def snapshot_to_message(snap: OrderSnapshot) -> dict[str, object]:
 
 def snapshot_from_message(msg: dict[str, object]) -> OrderSnapshot:
     """Inverse of ``snapshot_to_message``; raise ``ValueError``/``KeyError`` on a bad message."""
-    from worker.domain.money import to_decimal
 
     def dec(d: dict[str, object], key: str) -> Decimal:
         return to_decimal(d[key], key)
