@@ -46,8 +46,7 @@ class GapWindow:
         oldest = slot - self.nslots
         while entries[0][0] <= oldest:
             entries.popleft()
-        high = self.high = entries[0][1]
-        return high
+        return entries[0][1]
 
     def __len__(self) -> int:
         return len(self._entries)
