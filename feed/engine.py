@@ -148,8 +148,6 @@ class Engine:
         if self.batch is not None:
             for cand in self.batch.evaluate(state, tick):
                 self._buy(cand, self.states[cand.inst_id], self.batch.params.order_usdt, tick.ts)
-        if self.approach is not None:
-            self.approach.observe(state, tick)
         held = self.positions.get(tick.inst_id)
         if held:
             for position in held:
