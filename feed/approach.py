@@ -10,9 +10,10 @@ with every tick, so its gate is recomputed when the trailing high changes.
 - ``InstrumentState.apply`` (every tick) calls ``ApproachTracker.look`` only for a tick below
   the hour's gate or past the end of a running bucket;
 - ``Gap.evaluate`` compares the price with the window's ``floor`` instead of its trigger
-  price: the higher of the trigger and this gate, so a tick above both costs nothing more.
-  It calls ``look_gap`` for a tick at or below the floor, and for the tick that moved the
-  trailing high (the floor is then the high until ``look_gap`` recomputes the gate);
+  price: the higher of the trigger and this gate (``GapWindow.gate``, from ``g_ratio``,
+  recomputed with the trigger when the trailing high changes, rounded up), so a tick above
+  both costs nothing more; it calls ``look_gap``, which compares exactly, for a tick at or
+  below the gate;
 - the engine calls ``fired`` when a strategy produces a buy.
 
 A bucket ends when the instrument's next tick (or a buy) falls in a later one; its record is
@@ -46,6 +47,7 @@ from feed.parse import BadInput, day_stats
 from feed.state import DAY_MS, HOUR_MS, InstrumentState, Tick
 from feed.strategies.base import Candidate, day_bucket, hour_bucket, window_bucket
 from feed.strategies.batch import BatchState
+from feed.strategies.gap import UP
 from worker.domain.sizing import Unsizable
 from worker.strategy_config import StrategyConfig
 
@@ -57,6 +59,7 @@ MAX_QUEUED = 100_000
 _FAR = 1 << 62
 _INF = Decimal("Infinity")
 _ONE = Decimal(1)
+_ZERO = Decimal(0)
 
 Row = dict[str, Any]
 
@@ -114,6 +117,7 @@ class _Watch:
     __slots__ = (
         "day",
         "g_gate",
+        "g_ratio",
         "g_seen",
         "h_gate",
         "hour",
@@ -137,6 +141,9 @@ class _Watch:
         # (``g_seen``). A day needs no gate: its lowest price is the lowest of its hours'.
         self.h_gate = self.g_gate = _NEVER
         self.g_seen: Decimal | None = None
+        # window: (closest low / its high) rounded up, for ``Gap.evaluate``'s floor (the high
+        # x this, rounded up: never below the gate); 0 while the window is not tracked.
+        self.g_ratio = _ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +199,21 @@ class ApproachTracker:
         """A tick below the hour's gate or past a bucket's end (from ``InstrumentState.apply``,
         before the strategies: a buy they produce lands in the bucket of its tick)."""
         watch: _Watch = state.approach
-        ts = tick.ts
+        ts, last = tick.ts, tick.last
         if ts >= watch.next_end:
             self._roll(watch, tick.inst_id, ts)
-        if tick.last < watch.h_gate:
-            self._hour_low(watch, state, tick)
+        if not last < watch.h_gate:
+            return
+        # A new lowest price this hour, or a tick while the hour's open is not known yet.
+        run = watch.hour
+        if last < run.low:
+            run.low, run.low_ts = last, ts
+            if self.with_stable and tick.raw is not None:
+                raw = tick.raw  # kept as sent: parsed only if this stays the day's lowest
+                run.sod = tick.sod_utc0
+                run.stats = (raw.get("high24h"), raw.get("low24h"), raw.get("volCcy24h"))
+        if state.hour_idx == run.key:  # the open is known: measure from it from now on
+            run.ref, watch.h_gate = state.hour_open, run.low
 
     def look_gap(self, state: InstrumentState, tick: Tick) -> None:
         """A tick at or below the gap window's floor, or one that moved its high (from
@@ -204,7 +221,7 @@ class ApproachTracker:
         window = state.gap
         assert window is not None  # the gap strategy has just pushed the tick
         if not self.with_gap:
-            window.floor = window.limit
+            window.floor, window.gate = window.limit, _NEVER
             return
         watch: _Watch = state.approach
         last, high = tick.last, window.high
@@ -216,10 +233,9 @@ class ApproachTracker:
             run = watch.window
             run.low, run.ref, run.low_ts = last, high, tick.ts
             watch.g_gate = last
-        # Until the gate is recomputed for this high (by the next tick below it), every tick
-        # must be looked at: the floor is then the high, which no tick is above.
-        gate, bound = watch.g_gate, window.limit if high is watch.g_seen else high
-        window.floor = gate if gate > bound else bound
+            watch.g_ratio = UP.divide(last, high)
+        window.gate = UP.multiply(high, watch.g_ratio)
+        window.floor = max(window.limit, window.gate)
 
     def fired(self, cand: Candidate, ts: int, sized: object) -> None:
         """A strategy produced a buy (``sized`` is ``Unsizable`` when it was not sent)."""
@@ -261,9 +277,9 @@ class ApproachTracker:
                 self._finish(watch.window, inst_id)
                 key, span = ts // self.gap_ms, self.gap_ms
                 watch.window = _Run(WINDOW, key, key * span, (key + 1) * span, ts)
-                watch.g_gate, watch.g_seen = _INF, None
-                if watch.state.gap is not None:
-                    watch.state.gap.floor = _INF  # the window's first tick comes closest
+                watch.g_gate, watch.g_ratio, watch.g_seen = _INF, _INF, None
+                if watch.state.gap is not None:  # the window's first tick comes closest
+                    watch.state.gap.floor = watch.state.gap.gate = _INF
             ends.append(watch.window.end)
         watch.next_end = min(ends, default=_FAR)
 
@@ -275,18 +291,6 @@ class ApproachTracker:
             self.dropped += 1
         peak = self.batch.peak_of(run.key) if run.kind == HOUR else None
         self.finished.append(_Finished(run, inst_id, True, peak))
-
-    def _hour_low(self, watch: _Watch, state: InstrumentState, tick: Tick) -> None:
-        """A new lowest price this hour, or a tick while the hour's open is not known yet."""
-        run, last = watch.hour, tick.last
-        if last < run.low:
-            run.low, run.low_ts = last, tick.ts
-            if self.with_stable and tick.raw is not None:
-                raw = tick.raw  # kept as sent: parsed only if this stays the day's lowest
-                run.sod = tick.sod_utc0
-                run.stats = (raw.get("high24h"), raw.get("low24h"), raw.get("volCcy24h"))
-        if state.hour_idx == run.key:  # the open is known: measure from it from now on
-            run.ref, watch.h_gate = state.hour_open, run.low
 
     # The writer's side ------------------------------------------------------------------------
 
