@@ -10,10 +10,9 @@ with every tick, so its gate is recomputed when the trailing high changes.
 - ``InstrumentState.apply`` (every tick) calls ``ApproachTracker.look`` only for a tick below
   the hour's gate or past the end of a running bucket;
 - ``Gap.evaluate`` compares the price with the window's ``floor`` instead of its trigger
-  price: the higher of the trigger and this gate (``GapWindow.gate``, from ``g_ratio``,
-  recomputed with the trigger when the trailing high changes, rounded up), so a tick above
-  both costs nothing more; it calls ``look_gap``, which compares exactly, for a tick at or
-  below the gate;
+  price: the higher of the trigger and this gate, so a tick above both costs nothing more.
+  It calls ``look_gap`` for a tick at or below the floor, and for the tick that moved the
+  trailing high (the floor is then the high until ``look_gap`` recomputes the gate);
 - the engine calls ``fired`` when a strategy produces a buy.
 
 A bucket ends when the instrument's next tick (or a buy) falls in a later one; its record is
@@ -47,7 +46,6 @@ from feed.parse import BadInput, day_stats
 from feed.state import DAY_MS, HOUR_MS, InstrumentState, Tick
 from feed.strategies.base import Candidate, day_bucket, hour_bucket, window_bucket
 from feed.strategies.batch import BatchState
-from feed.strategies.gap import UP
 from worker.domain.sizing import Unsizable
 from worker.strategy_config import StrategyConfig
 
@@ -59,7 +57,6 @@ MAX_QUEUED = 100_000
 _FAR = 1 << 62
 _INF = Decimal("Infinity")
 _ONE = Decimal(1)
-_ZERO = Decimal(0)
 
 Row = dict[str, Any]
 
@@ -117,7 +114,6 @@ class _Watch:
     __slots__ = (
         "day",
         "g_gate",
-        "g_ratio",
         "g_seen",
         "h_gate",
         "hour",
@@ -141,9 +137,6 @@ class _Watch:
         # (``g_seen``). A day needs no gate: its lowest price is the lowest of its hours'.
         self.h_gate = self.g_gate = _NEVER
         self.g_seen: Decimal | None = None
-        # window: (closest low / its high) rounded up, for ``Gap.evaluate``'s floor (the high
-        # x this, rounded up: never below the gate); 0 while the window is not tracked.
-        self.g_ratio = _ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +214,7 @@ class ApproachTracker:
         window = state.gap
         assert window is not None  # the gap strategy has just pushed the tick
         if not self.with_gap:
-            window.floor, window.gate = window.limit, _NEVER
+            window.floor = window.limit
             return
         watch: _Watch = state.approach
         last, high = tick.last, window.high
@@ -233,9 +226,10 @@ class ApproachTracker:
             run = watch.window
             run.low, run.ref, run.low_ts = last, high, tick.ts
             watch.g_gate = last
-            watch.g_ratio = UP.divide(last, high)
-        window.gate = UP.multiply(high, watch.g_ratio)
-        window.floor = max(window.limit, window.gate)
+        # Until the gate is recomputed for this high (by the next tick below it), every tick
+        # must be looked at: the floor is then the high, which no tick is above.
+        gate, bound = watch.g_gate, window.limit if high is watch.g_seen else high
+        window.floor = gate if gate > bound else bound
 
     def fired(self, cand: Candidate, ts: int, sized: object) -> None:
         """A strategy produced a buy (``sized`` is ``Unsizable`` when it was not sent)."""
@@ -277,9 +271,9 @@ class ApproachTracker:
                 self._finish(watch.window, inst_id)
                 key, span = ts // self.gap_ms, self.gap_ms
                 watch.window = _Run(WINDOW, key, key * span, (key + 1) * span, ts)
-                watch.g_gate, watch.g_ratio, watch.g_seen = _INF, _INF, None
-                if watch.state.gap is not None:  # the window's first tick comes closest
-                    watch.state.gap.floor = watch.state.gap.gate = _INF
+                watch.g_gate, watch.g_seen = _INF, None
+                if watch.state.gap is not None:
+                    watch.state.gap.floor = _INF  # the window's first tick comes closest
             ends.append(watch.window.end)
         watch.next_end = min(ends, default=_FAR)
 

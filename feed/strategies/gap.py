@@ -10,7 +10,7 @@ edge is exact to one slot (under 0.2 % of the window).
 from __future__ import annotations
 
 from collections import deque
-from decimal import ROUND_CEILING, Context, Decimal
+from decimal import Decimal
 
 from feed.state import InstrumentState, Tick
 from feed.strategies.base import Candidate, window_bucket
@@ -18,14 +18,12 @@ from worker.strategy_config import OriginalGapParams
 
 STRATEGY = "original_gap"
 SLOTS = 512
-# Rounds up: a floor computed with it is never below the exact price it stands for.
-UP = Context(rounding=ROUND_CEILING)
 
 
 class GapWindow:
     """The maximum of the last price over a sliding window, in bounded memory."""
 
-    __slots__ = ("_entries", "floor", "gate", "high", "limit", "nslots", "slot_ms", "window_ms")
+    __slots__ = ("_entries", "floor", "high", "limit", "nslots", "slot_ms", "window_ms")
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
@@ -36,10 +34,8 @@ class GapWindow:
         # changes (most ticks do not change it: one multiplication saved per tick).
         self.high: Decimal | None = None
         self.limit = Decimal(0)
-        # A tick above the floor needs no closer look: the trigger price, or the closest
-        # approach's gate when higher (``feed.approach``; rounded up, infinite when any tick
-        # comes closer).
-        self.gate = Decimal("-Infinity")
+        # A tick above the floor needs no closer look: the trigger price, or higher while the
+        # closest approach is tracked (``feed.approach``: its gate, kept there).
         self.floor = self.limit
 
     def push(self, ts: int, px: Decimal) -> Decimal:
@@ -77,19 +73,12 @@ class Gap:
         high = window.push(tick.ts, tick.last)
         if high is not window.high:
             window.high, window.limit = high, high * self.keep
-            watch = state.approach  # closest approaches, when tracked (``feed.approach``)
-            if watch is None:
-                window.floor = window.limit
-            else:
-                window.gate = UP.multiply(high, watch.g_ratio)
-                window.floor = max(window.limit, window.gate)
-                if tick.last is high and watch.g_ratio <= 1:
-                    return None  # the new high itself: no closer than the window's closest
+            # tracked: this tick is looked at below, which sets the floor again
+            window.floor = window.limit if state.approach is None else high
         if tick.last > window.floor:
             return None
-        watch = state.approach
-        if watch is not None and tick.last <= window.gate:
-            watch.look_gap(state, tick)
+        if state.approach is not None:
+            state.approach.look_gap(state, tick)
         if tick.last > window.limit:
             return None
         window_ms = self.window_ms
