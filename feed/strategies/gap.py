@@ -73,8 +73,13 @@ class Gap:
         high = window.push(tick.ts, tick.last)
         if high is not window.high:
             window.high, window.limit = high, high * self.keep
-            # tracked: this tick is looked at below, which sets the floor again
-            window.floor = window.limit if state.approach is None else high
+            watch = state.approach  # closest approaches, when tracked (``feed.approach``)
+            if watch is None:
+                window.floor = window.limit
+            else:
+                window.floor = high  # until the tracker's gate is recomputed for this high
+                if tick.last is high and watch.window.ref is not None:
+                    return None  # the new high itself: no closer than the window's closest
         if tick.last > window.floor:
             return None
         if state.approach is not None:
