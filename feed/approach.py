@@ -11,8 +11,9 @@ with every tick, so its gate is recomputed when the trailing high changes.
   the hour's gate or past the end of a running bucket;
 - ``Gap.evaluate`` compares the price with the window's ``floor`` instead of its trigger
   price: the higher of the trigger and this gate, so a tick above both costs nothing more.
-  It calls ``look_gap`` for a tick at or below the floor, and for the tick that moved the
-  trailing high (the floor is then the high until ``look_gap`` recomputes the gate);
+  It calls ``look_gap`` for a tick at or below the floor: when the trailing high changes,
+  the floor is the high until the next tick below it lets ``look_gap`` recompute the gate
+  (the tick that is the new high itself cannot come closer once the window has a record);
 - the engine calls ``fired`` when a strategy produces a buy.
 
 A bucket ends when the instrument's next tick (or a buy) falls in a later one; its record is
@@ -209,8 +210,8 @@ class ApproachTracker:
             run.ref, watch.h_gate = state.hour_open, run.low
 
     def look_gap(self, state: InstrumentState, tick: Tick) -> None:
-        """A tick at or below the gap window's floor, or one that moved its high (from
-        ``Gap.evaluate``, which has just pushed it); set the floor for the ticks after it."""
+        """A tick at or below the gap window's floor (from ``Gap.evaluate``, which has just
+        pushed it); set the floor for the ticks after it."""
         window = state.gap
         assert window is not None  # the gap strategy has just pushed the tick
         if not self.with_gap:
