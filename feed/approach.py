@@ -1,12 +1,21 @@
 """Closest approaches: how near each strategy came to buying, per instrument and trigger bucket,
 and when the feed heard each instrument (for "why didn't it buy at 08:27?" when nothing fired).
 
-The engine calls ``ApproachTracker.observe`` once per tick, after the strategies, and
-``fired`` when a strategy produces a buy. In the common case ``observe`` compares the price
-with two gates, the prices a tick must go below to come closer: the hour open and
-``sodUtc0`` are fixed within their bucket, so the lowest last price of the hour is the
-closest approach (and a day's is the lowest of its hours'); Gap's reference moves with every
-tick, so its gate is recomputed when the trailing high changes.
+The comparisons ride on work the feed does anyway, so that a tick that comes no closer costs
+one comparison and no call. The gates are the prices a tick must go below to come closer:
+the hour open and ``sodUtc0`` are fixed within their bucket, so the lowest last price of the
+hour is the closest approach (and a day's is the lowest of its hours'); Gap's reference moves
+with every tick, so its gate is recomputed when the trailing high changes.
+
+- ``InstrumentState.apply`` (every tick) calls ``ApproachTracker.look`` only for a tick below
+  the hour's gate or past the end of a running bucket;
+- ``Gap.evaluate`` compares the price with the window's ``floor`` instead of its trigger
+  price: the higher of the trigger and this gate, so a tick above both costs nothing more.
+  It calls ``look_gap`` for a tick at or below the floor: when the trailing high changes,
+  the floor is the high until the next tick below it lets ``look_gap`` recompute the gate
+  (the tick that is the new high itself cannot come closer once the window has a record);
+- the engine calls ``fired`` when a strategy produces a buy.
+
 A bucket ends when the instrument's next tick (or a buy) falls in a later one; its record is
 queued. The daemon's housekeeping thread calls ``drain`` under the engine's lock and writes
 the queue in one batch (with, now and then, the buckets still running), outside the lock.
@@ -103,9 +112,25 @@ class _Watch:
     """An instrument's running buckets, and the gates of the hot path: a tick needs a closer
     look only below a gate (one object per instrument is touched per tick)."""
 
-    __slots__ = ("day", "g_gate", "g_seen", "h_gate", "hour", "next_end", "window")
+    __slots__ = (
+        "day",
+        "g_gate",
+        "g_seen",
+        "h_gate",
+        "hour",
+        "look",
+        "look_gap",
+        "next_end",
+        "state",
+        "window",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, tracker: ApproachTracker, state: InstrumentState) -> None:
+        # The tracker's slow paths, bound once (called from ``InstrumentState.apply`` and
+        # ``Gap.evaluate``), and the state whose gap window holds Gap's floor.
+        self.look = tracker.look
+        self.look_gap = tracker.look_gap
+        self.state = state
         self.hour = self.window = self.day = _ENDED
         self.next_end = -_FAR  # the earliest end of the running buckets: rolled at once
         # hour: the lowest price so far (infinite while the hour's open is not known); window:
@@ -158,30 +183,54 @@ class ApproachTracker:
         # One per instrument the engine knows, kept on its state too (no lookup per tick).
         self.watches: dict[str, _Watch] = {}
         for inst_id, state in states.items():
-            state.approach = self.watches[inst_id] = _Watch()
+            state.approach = self.watches[inst_id] = _Watch(self, state)
         self.finished: deque[_Finished] = deque()
         self.dropped = 0
 
     # The hot path ---------------------------------------------------------------------------
 
-    def observe(self, state: InstrumentState, tick: Tick) -> None:
-        """Take one tick the strategies have just seen."""
+    def look(self, state: InstrumentState, tick: Tick) -> None:
+        """A tick below the hour's gate or past a bucket's end (from ``InstrumentState.apply``,
+        before the strategies: a buy they produce lands in the bucket of its tick)."""
         watch: _Watch = state.approach
-        ts = tick.ts
+        ts, last = tick.ts, tick.last
         if ts >= watch.next_end:
             self._roll(watch, tick.inst_id, ts)
-        last = tick.last
-        if last < watch.h_gate:
-            self._hour_low(watch, state, tick)
-        if self.with_gap:
-            high = state.gap.high  # type: ignore[union-attr]  # the gap strategy ran first
-            if high is not watch.g_seen and last < high:  # type: ignore[operator]
-                # (a tick that is the new high itself cannot come closer: no need to look)
-                _new_high(watch, high)  # type: ignore[arg-type]
-            if last < watch.g_gate:
-                window = watch.window
-                window.low, window.ref, window.low_ts = last, high, ts
-                watch.g_gate = last
+        if not last < watch.h_gate:
+            return
+        # A new lowest price this hour, or a tick while the hour's open is not known yet.
+        run = watch.hour
+        if last < run.low:
+            run.low, run.low_ts = last, ts
+            if self.with_stable and tick.raw is not None:
+                raw = tick.raw  # kept as sent: parsed only if this stays the day's lowest
+                run.sod = tick.sod_utc0
+                run.stats = (raw.get("high24h"), raw.get("low24h"), raw.get("volCcy24h"))
+        if state.hour_idx == run.key:  # the open is known: measure from it from now on
+            run.ref, watch.h_gate = state.hour_open, run.low
+
+    def look_gap(self, state: InstrumentState, tick: Tick) -> None:
+        """A tick at or below the gap window's floor (from ``Gap.evaluate``, which has just
+        pushed it); set the floor for the ticks after it."""
+        window = state.gap
+        assert window is not None  # the gap strategy has just pushed the tick
+        if not self.with_gap:
+            window.floor = window.limit
+            return
+        watch: _Watch = state.approach
+        last, high = tick.last, window.high
+        assert high is not None
+        if high is not watch.g_seen and last < high:
+            # (a tick that is the new high itself cannot come closer: no need to look)
+            _new_high(watch, high)
+        if last < watch.g_gate:
+            run = watch.window
+            run.low, run.ref, run.low_ts = last, high, tick.ts
+            watch.g_gate = last
+        # Until the gate is recomputed for this high (by the next tick below it), every tick
+        # must be looked at: the floor is then the high, which no tick is above.
+        gate, bound = watch.g_gate, window.limit if high is watch.g_seen else high
+        window.floor = gate if gate > bound else bound
 
     def fired(self, cand: Candidate, ts: int, sized: object) -> None:
         """A strategy produced a buy (``sized`` is ``Unsizable`` when it was not sent)."""
@@ -224,6 +273,8 @@ class ApproachTracker:
                 key, span = ts // self.gap_ms, self.gap_ms
                 watch.window = _Run(WINDOW, key, key * span, (key + 1) * span, ts)
                 watch.g_gate, watch.g_seen = _INF, None
+                if watch.state.gap is not None:
+                    watch.state.gap.floor = _INF  # the window's first tick comes closest
             ends.append(watch.window.end)
         watch.next_end = min(ends, default=_FAR)
 
@@ -235,18 +286,6 @@ class ApproachTracker:
             self.dropped += 1
         peak = self.batch.peak_of(run.key) if run.kind == HOUR else None
         self.finished.append(_Finished(run, inst_id, True, peak))
-
-    def _hour_low(self, watch: _Watch, state: InstrumentState, tick: Tick) -> None:
-        """A new lowest price this hour, or a tick while the hour's open is not known yet."""
-        run, last = watch.hour, tick.last
-        if last < run.low:
-            run.low, run.low_ts = last, tick.ts
-            if self.with_stable and tick.raw is not None:
-                raw = tick.raw  # kept as sent: parsed only if this stays the day's lowest
-                run.sod = tick.sod_utc0
-                run.stats = (raw.get("high24h"), raw.get("low24h"), raw.get("volCcy24h"))
-        if state.hour_idx == run.key:  # the open is known: measure from it from now on
-            run.ref, watch.h_gate = state.hour_open, run.low
 
     # The writer's side ------------------------------------------------------------------------
 

@@ -140,8 +140,6 @@ class Engine:
             else:  # a batch: each candidate is its own instrument
                 for cand in found:
                     self._buy(cand, self.states[cand.inst_id], order_usdt, tick.ts)
-        if self.approach is not None:
-            self.approach.observe(state, tick)
         held = self.positions.get(tick.inst_id)
         if held:
             for position in held:

@@ -73,7 +73,8 @@ class InstrumentState:
         # changes once a day, and parsing decimals is the feed's largest cost).
         self.sod_text: str | None = None
         self.sod: Decimal | None = None
-        self.approach: Any = None  # this instrument's closest-approach record (feed.approach)
+        # This instrument's closest-approach record (``feed.approach``), None when not tracked.
+        self.approach: Any = None
 
     def set_hour_open(self, hour_idx: int, px: Decimal, rank: int) -> bool:
         """Record ``px`` as the open of ``hour_idx`` unless a better source already did."""
@@ -99,3 +100,8 @@ class InstrumentState:
         self.last_ts = tick.ts
         if tick.bid is not None:
             self.bid = tick.bid
+        # Closest approaches (``feed.approach``): most ticks are above the hour's gate and
+        # inside the running buckets, and cost these two comparisons.
+        watch = self.approach
+        if watch is not None and (tick.ts >= watch.next_end or tick.last < watch.h_gate):
+            watch.look(self, tick)

@@ -23,7 +23,7 @@ SLOTS = 512
 class GapWindow:
     """The maximum of the last price over a sliding window, in bounded memory."""
 
-    __slots__ = ("_entries", "high", "limit", "nslots", "slot_ms", "window_ms")
+    __slots__ = ("_entries", "floor", "high", "limit", "nslots", "slot_ms", "window_ms")
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
@@ -35,6 +35,9 @@ class GapWindow:
         # changes (most ticks do not change it: one multiplication saved per tick).
         self.high: Decimal | None = None
         self.limit = Decimal(0)
+        # A tick above the floor needs no closer look: the trigger price, or higher while the
+        # closest approach is tracked (``feed.approach``: its gate, kept there).
+        self.floor = self.limit
 
     def push(self, ts: int, px: Decimal) -> Decimal:
         """Add a price at ``ts``; return the maximum over the window ending at ``ts``."""
@@ -71,6 +74,17 @@ class Gap:
         high = window.push(tick.ts, tick.last)
         if high is not window.high:
             window.high, window.limit = high, high * self.keep
+            watch = state.approach  # closest approaches, when tracked (``feed.approach``)
+            if watch is None:
+                window.floor = window.limit
+            else:
+                window.floor = high  # until the tracker's gate is recomputed for this high
+                if tick.last is high and watch.window.ref is not None:
+                    return None  # the new high itself: no closer than the window's closest
+        if tick.last > window.floor:
+            return None
+        if state.approach is not None:
+            state.approach.look_gap(state, tick)
         if tick.last > window.limit:
             return None
         window_ms = self.window_ms
