@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -145,8 +146,6 @@ def _rehearse_buy(rt: Runtime) -> None:
     Nothing is committed; the slot and ids are this process's own, so that concurrent
     rehearsals never wait on each other's rows.
     """
-    from decimal import Decimal
-
     now = rt.now()
     now_ms = int(now.timestamp() * 1000)
     signal = BuySignal(
