@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from celery import Celery  # noqa: E402
 
 from simulator.control import SimControl  # noqa: E402
 from tests import builders, stores  # noqa: E402
@@ -125,7 +126,7 @@ class Market:
                 }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instruments", type=int, default=40, help="tick-to-order samples")
     parser.add_argument("--workers", type=int, default=4, help="celery worker processes")
@@ -140,7 +141,153 @@ def main() -> None:
     args = parser.parse_args()
     if args.pool == "solo":
         args.concurrency = 1
+    return args
 
+
+def engine_env(
+    args: argparse.Namespace, tmp: Path, port: int, db_url: str, broker: str, inst_ids: list[str]
+) -> dict[str, str]:
+    """The environment of every process of the engine (and of the simulator)."""
+    env = {
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
+        "LIMITFLOW_HOME": str(tmp),
+        "OKX_REST_URL": f"http://127.0.0.1:{port}",
+        "OKX_WS_PUBLIC_URL": f"ws://127.0.0.1:{port}/ws/v5/public",
+        "OKX_WS_PRIVATE_URL": f"ws://127.0.0.1:{port}/ws/v5/private",
+        "OKX_WS_BUSINESS_URL": f"ws://127.0.0.1:{port}/ws/v5/business",
+        "INSTRUMENTS": ",".join(inst_ids),
+        "STRATEGY_CONFIG": str(tmp / "strategies.toml"),
+        "MEMORY_SYNC_INTERVAL_SECONDS": "0",
+        "MAX_OPEN_POSITIONS": "1000000",
+        "LOG_LEVEL": "INFO",
+    }
+    if args.stages:
+        env["LF_PROBE_DIR"] = str(tmp / "probe")
+    return env
+
+
+def start_engine(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    tmp: Path,
+    port: int,
+    inst_ids: list[str],
+    procs: list[WorkerProcess],
+) -> Market:
+    """Start the simulator, the workers, the orders stream and the feed (each into ``procs``,
+    as it starts) and wait until they are ready; the trigger prices."""
+    py = sys.executable
+    broker = env["CELERY_BROKER_URL"]
+    sim = spawn(
+        "simulator",
+        [
+            py, "-m", "simulator", "--port", str(port), "--instruments", ",".join(inst_ids),
+            "--warmup-hours", "0", "--step-seconds", "3600", "--shock-rate", "0",
+            "--dump-rate", "0", "--start-usdt", "10000000",
+        ],
+        env,
+        tmp,
+    )  # fmt: skip
+    procs.append(sim)
+    wait_for(lambda: "simulator.ready" in sim.text(), 60, "simulator", w=sim)
+    market = Market(env["OKX_REST_URL"], inst_ids)
+
+    for n in range(args.workers):
+        argv = [
+            py, "-m", "celery", "-A", "worker", "worker", "-P", args.pool,
+            "-c", str(args.concurrency), "-n", f"w{n + 1}@bench-e2e",
+            "--without-mingle", "--without-gossip", "-l", "WARNING",
+        ]  # fmt: skip
+        if args.stages:
+            argv += ["--include", "benchmarks.e2e_probe"]
+        procs.append(spawn(f"w{n + 1}", argv, env, tmp))
+    for w in procs[1:]:
+        wait_for(lambda w=w: "worker.ready" in w.text(), 90, f"{w.name} ready", w=w)
+    stream = spawn("orders-stream", [py, "-m", "worker.orders_stream"], env, tmp)
+    procs.append(stream)
+    feed_argv = [py, "-m", "feed"]
+    if args.stages:
+        feed_argv = [py, "-c", "import benchmarks.e2e_probe as p; p.run_feed()"]
+    feed = spawn("feed", feed_argv, env, tmp)
+    procs.append(feed)
+    wait_for(lambda: "orders_stream.ready" in stream.text(), 60, "orders stream", w=stream)
+    wait_for(lambda: "feed.ready" in feed.text(), 60, "feed", w=feed)
+    wait_for(lambda: "feed.hour_opens_seeded" in feed.text(), 60, "hour opens", w=feed)
+    wait_drained(broker, timeout=60)  # the start-up reconciliations
+    time.sleep(1)
+    return market
+
+
+def wait_for_order(
+    ctl: SimControl, inst: str, received: dict[str, int], tmp: Path
+) -> dict[str, int]:
+    """When the simulator received each order, by instrument, once ``inst``'s is among them."""
+    deadline = time.monotonic() + 30
+    while inst not in received:
+        orders = ctl.timeline()["orders"]
+        received = {o["instId"]: o["us"] for o in orders.values()}
+        if inst in received:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no order for {inst} within 30 s; logs in {tmp}")
+        time.sleep(0.05)
+    return received
+
+
+def tick_to_order(
+    args: argparse.Namespace,
+    ctl: SimControl,
+    app: Celery,
+    market: Market,
+    latency_insts: list[str],
+    tmp: Path,
+) -> tuple[dict[str, int], dict[str, int], list[float]]:
+    """One instrument at a time, no-op round trips in between: when each ticker was sent,
+    when each order was received, and the no-op round trips (ms)."""
+    sent_us: dict[str, int] = {}
+    noop_ms: list[float] = []
+    received: dict[str, int] = {}
+    for inst in latency_insts:
+        stamp = ctl.price_with_time(inst, **_price_args(market.moves[inst]))
+        assert stamp is not None, f"nobody subscribes to {inst}"
+        sent_us[inst] = stamp
+        time.sleep(args.gap)  # no polling while the order is on its way
+        received = wait_for_order(ctl, inst, received, tmp)
+        for _ in range(args.noops_per_sample):
+            t0 = time.perf_counter()
+            app.send_task(NOOP).get(timeout=30)
+            noop_ms.append((time.perf_counter() - t0) * 1000)
+    return sent_us, received, noop_ms
+
+
+def admission(
+    ctl: SimControl, app: Celery, market: Market, burst_insts: list[str], tmp: Path
+) -> tuple[float, float]:
+    """A burst of triggering tickers vs no-op tasks drained: both rates, per second."""
+    t0 = time.perf_counter()
+    results = [app.send_task(NOOP) for _ in burst_insts]
+    for r in results:
+        r.get(timeout=120)
+    noop_rate = len(burst_insts) / (time.perf_counter() - t0)
+    sent = ctl.prices([market.moves[i] for i in burst_insts])
+    first_sent = min(s for s in sent if s is not None)
+    deadline = time.monotonic() + 300
+    while True:
+        orders = ctl.timeline()["orders"]
+        done = [o["us"] for o in orders.values() if o["instId"].startswith("B")]
+        if len(done) >= len(burst_insts):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"burst: {len(done)} of {len(burst_insts)} orders; {tmp}")
+        time.sleep(0.2)
+    admit_rate = len(burst_insts) / ((max(done) - first_sent) / 1e6)
+    return admit_rate, noop_rate
+
+
+def main() -> None:
+    args = parse_args()
     wait_for_a_quiet_hour(margin_seconds=180)
     latency_insts = [f"L{i}-USDT" for i in range(args.instruments)]
     burst_insts = [f"B{i}-USDT" for i in range(args.burst)]
@@ -154,24 +301,7 @@ def main() -> None:
     db_url = stores.create_pg_database()
     upgrade(db_url)
     broker = stores.redis_db_url(args.redis_db)
-    env = {
-        "DATABASE_URL": db_url,
-        "CELERY_BROKER_URL": broker,
-        "CELERY_RESULT_BACKEND": broker,
-        "LIMITFLOW_HOME": str(tmp),
-        "OKX_REST_URL": rest_url,
-        "OKX_WS_PUBLIC_URL": f"ws://127.0.0.1:{port}/ws/v5/public",
-        "OKX_WS_PRIVATE_URL": f"ws://127.0.0.1:{port}/ws/v5/private",
-        "OKX_WS_BUSINESS_URL": f"ws://127.0.0.1:{port}/ws/v5/business",
-        "INSTRUMENTS": ",".join(inst_ids),
-        "STRATEGY_CONFIG": str(tmp / "strategies.toml"),
-        "MEMORY_SYNC_INTERVAL_SECONDS": "0",
-        "MAX_OPEN_POSITIONS": "1000000",
-        "LOG_LEVEL": "INFO",
-    }
-    if args.stages:
-        env["LF_PROBE_DIR"] = str(probe_dir)
-    py = sys.executable
+    env = engine_env(args, tmp, port, db_url, broker, inst_ids)
     procs: list[WorkerProcess] = []
     settings = builders.make_settings(
         **{k: v for k, v in env.items() if k not in ("LOG_LEVEL", "LF_PROBE_DIR")}
@@ -179,88 +309,14 @@ def main() -> None:
     app = make_app(settings)
     ctl = SimControl(rest_url)
     try:
-        sim = spawn(
-            "simulator",
-            [
-                py, "-m", "simulator", "--port", str(port), "--instruments", ",".join(inst_ids),
-                "--warmup-hours", "0", "--step-seconds", "3600", "--shock-rate", "0",
-                "--dump-rate", "0", "--start-usdt", "10000000",
-            ],
-            env,
-            tmp,
-        )  # fmt: skip
-        procs.append(sim)
-        wait_for(lambda: "simulator.ready" in sim.text(), 60, "simulator", w=sim)
-        market = Market(rest_url, inst_ids)
-
-        for n in range(args.workers):
-            argv = [
-                py, "-m", "celery", "-A", "worker", "worker", "-P", args.pool,
-                "-c", str(args.concurrency), "-n", f"w{n + 1}@bench-e2e",
-                "--without-mingle", "--without-gossip", "-l", "WARNING",
-            ]  # fmt: skip
-            if args.stages:
-                argv += ["--include", "benchmarks.e2e_probe"]
-            procs.append(spawn(f"w{n + 1}", argv, env, tmp))
-        for w in procs[1:]:
-            wait_for(lambda w=w: "worker.ready" in w.text(), 90, f"{w.name} ready", w=w)
-        stream = spawn("orders-stream", [py, "-m", "worker.orders_stream"], env, tmp)
-        procs.append(stream)
-        feed_argv = [py, "-m", "feed"]
-        if args.stages:
-            feed_argv = [py, "-c", "import benchmarks.e2e_probe as p; p.run_feed()"]
-        feed = spawn("feed", feed_argv, env, tmp)
-        procs.append(feed)
-        wait_for(lambda: "orders_stream.ready" in stream.text(), 60, "orders stream", w=stream)
-        wait_for(lambda: "feed.ready" in feed.text(), 60, "feed", w=feed)
-        wait_for(lambda: "feed.hour_opens_seeded" in feed.text(), 60, "hour opens", w=feed)
-        wait_drained(broker, timeout=60)  # the start-up reconciliations
-        time.sleep(1)
-
+        market = start_engine(args, env, tmp, port, inst_ids, procs)
         # 1. Tick to order, one instrument at a time; no-op round trips in between.
-        sent_us: dict[str, int] = {}
-        noop_ms: list[float] = []
-        received: dict[str, int] = {}
-        for inst in latency_insts:
-            stamp = ctl.price_with_time(inst, **_price_args(market.moves[inst]))
-            assert stamp is not None, f"nobody subscribes to {inst}"
-            sent_us[inst] = stamp
-            time.sleep(args.gap)  # no polling while the order is on its way
-            deadline = time.monotonic() + 30
-            while inst not in received:
-                orders = ctl.timeline()["orders"]
-                received = {o["instId"]: o["us"] for o in orders.values()}
-                if inst in received:
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"no order for {inst} within 30 s; logs in {tmp}")
-                time.sleep(0.05)
-            for _ in range(args.noops_per_sample):
-                t0 = time.perf_counter()
-                app.send_task(NOOP).get(timeout=30)
-                noop_ms.append((time.perf_counter() - t0) * 1000)
+        sent_us, received, noop_ms = tick_to_order(args, ctl, app, market, latency_insts, tmp)
         t2o_ms = [(received[i] - sent_us[i]) / 1000 for i in latency_insts]
-
         # 2. Admission: a burst of triggering tickers vs no-op tasks drained.
         admit_rate = noop_rate = 0.0
         if burst_insts:
-            t0 = time.perf_counter()
-            results = [app.send_task(NOOP) for _ in burst_insts]
-            for r in results:
-                r.get(timeout=120)
-            noop_rate = len(burst_insts) / (time.perf_counter() - t0)
-            sent = ctl.prices([market.moves[i] for i in burst_insts])
-            first_sent = min(s for s in sent if s is not None)
-            deadline = time.monotonic() + 300
-            while True:
-                orders = ctl.timeline()["orders"]
-                done = [o["us"] for o in orders.values() if o["instId"].startswith("B")]
-                if len(done) >= len(burst_insts):
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"burst: {len(done)} of {len(burst_insts)} orders; {tmp}")
-                time.sleep(0.2)
-            admit_rate = len(burst_insts) / ((max(done) - first_sent) / 1e6)
+            admit_rate, noop_rate = admission(ctl, app, market, burst_insts, tmp)
         requests = ctl.status()["requests"]
     finally:
         for proc in reversed(procs):

@@ -79,8 +79,13 @@ def _wrap_call(owner: type, name: str, label: Callable[[tuple[Any, ...]], str]) 
 
 
 def install_worker() -> None:
-    from celery.signals import task_postrun, task_prerun, task_received
+    _stamp_calls()
+    _stamp_sql()
+    _stamp_buy_tasks()
 
+
+def _stamp_calls() -> None:
+    """Stamp the ledger's transactions, the slot lock, the rules, HTTP and the runtime."""
     import worker.runtime
     import worker.tasks
     from worker.exchange.okx.rest import OkxRestClient
@@ -104,6 +109,9 @@ def install_worker() -> None:
     worker.runtime.get_runtime = get_runtime
     worker.tasks.get_runtime = get_runtime
 
+
+def _stamp_sql() -> None:
+    """Stamp every SQL statement, commit and connection checkout."""
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
@@ -126,6 +134,11 @@ def install_worker() -> None:
     @event.listens_for(Engine, "engine_connect")
     def _connect(conn: Any) -> None:
         _event("checkout")
+
+
+def _stamp_buy_tasks() -> None:
+    """Record each buy task when received, and its stamps from prerun to postrun."""
+    from celery.signals import task_postrun, task_prerun, task_received
 
     @task_received.connect(weak=False)
     def _received(request: Any = None, **_: Any) -> None:

@@ -51,6 +51,14 @@ class Timing:
     healthy_after: float = 30.0
 
 
+@dataclass
+class _Acks:
+    """Answers to this connection's subscribe requests."""
+
+    acked: int = 0
+    errors: int = 0
+
+
 class Connection:
     """A websocket connection for one set of subscription ``args``; run it in a thread."""
 
@@ -148,20 +156,16 @@ class Connection:
         timing = self.timing
         keepalive = Keepalive(timing.ping_after, timing.pong_timeout, time.monotonic())
         self._subscribe(ws, RateLimiter(REQUESTS_PER_HOUR, 3600.0), keepalive)
-        acked = errors = 0
+        acks = _Acks()
         reported = False
         now = time.monotonic()
         sub_deadline = now + timing.subscribe_timeout
         while not self.stop.is_set():
             if not reported and now >= sub_deadline:
                 reported = True
-                self.on_subscribed(self.name, acked, len(self.args))
-            due = keepalive.check(now)
-            if due is not None:
-                if due != PING:
-                    return "pong_timeout"
-                ws.send(PING)
-                keepalive.sent(now)
+                self.on_subscribed(self.name, acks.acked, len(self.args))
+            if not self._keep_alive(ws, keepalive, now):
+                return "pong_timeout"
             try:
                 opcode, frame = ws.recv_data_frame(True)
             except websocket.WebSocketTimeoutException:
@@ -172,31 +176,51 @@ class Connection:
             self.frames += 1
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 return "closed"
-            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                continue
-            data: bytes = frame.data
-            if data == b"pong":
-                continue
-            event = self.on_text(data, int(time.time() * 1000))
+            event = self._event(opcode, frame.data)
             if event is None:
                 continue
-            kind = event.get("event")
-            if kind == "subscribe":
-                acked += 1
-            elif kind == "error":
-                errors += 1
-                log_event(
-                    "feed.ws_error_event",
-                    logging.WARNING,
-                    conn=self.name,
-                    code=event.get("code"),
-                    msg=event.get("msg"),
-                )
-            elif kind == "notice":
-                log_event("feed.ws_notice", logging.WARNING, conn=self.name, code=event.get("code"))
-                if str(event.get("code")) == UPGRADE_NOTICE:
-                    return "notice"
-            if not reported and acked + errors >= len(self.args):
+            if self._on_event(event, acks):
+                return "notice"
+            if not reported and acks.acked + acks.errors >= len(self.args):
                 reported = True
-                self.on_subscribed(self.name, acked, len(self.args))
+                self.on_subscribed(self.name, acks.acked, len(self.args))
         return "stopped"
+
+    @staticmethod
+    def _keep_alive(ws: websocket.WebSocket, keepalive: Keepalive, now: float) -> bool:
+        """Send a ping when one is due; False when the pong is overdue."""
+        due = keepalive.check(now)
+        if due is None:
+            return True
+        if due != PING:
+            return False
+        ws.send(PING)
+        keepalive.sent(now)
+        return True
+
+    def _event(self, opcode: int, data: bytes) -> dict[str, Any] | None:
+        """The event of a text or binary frame, from ``on_text``; None for anything else."""
+        if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+            return None
+        if data == b"pong":
+            return None
+        return self.on_text(data, int(time.time() * 1000))
+
+    def _on_event(self, event: dict[str, Any], acks: _Acks) -> bool:
+        """Count a subscribe ack or error and log errors and notices; True on the upgrade notice."""
+        kind = event.get("event")
+        if kind == "subscribe":
+            acks.acked += 1
+        elif kind == "error":
+            acks.errors += 1
+            log_event(
+                "feed.ws_error_event",
+                logging.WARNING,
+                conn=self.name,
+                code=event.get("code"),
+                msg=event.get("msg"),
+            )
+        elif kind == "notice":
+            log_event("feed.ws_notice", logging.WARNING, conn=self.name, code=event.get("code"))
+            return str(event.get("code")) == UPGRADE_NOTICE
+        return False

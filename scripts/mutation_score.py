@@ -109,20 +109,10 @@ def resolve(
     return resolved
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mutants", type=Path, default=Path("mutants"))
-    parser.add_argument("--equivalent", type=Path, default=EQUIVALENT_FILE)
-    args = parser.parse_args()
-
-    modules = read_modules(args.mutants)
-    if not modules:
-        print("no mutation results: run scripts/mutate first", file=sys.stderr)
-        return 1
-    problems: list[str] = []
-    entries = read_equivalents(args.equivalent)
-    equivalents = resolve(entries, modules, problems)
-
+def classify(
+    modules: dict[str, Module], equivalents: dict[str, Equivalent], problems: list[str]
+) -> None:
+    """Count each module's mutants as killed, not run, equivalent or survived."""
     for m in modules.values():
         for name, code in m.results.items():
             if code in KILLED:
@@ -136,11 +126,17 @@ def main() -> int:
             else:
                 m.survived.append(name)
 
-    header = ("module", "mutants", "killed", "survived", "equivalent", "score")
+
+def total_of(modules: dict[str, Module]) -> Module:
     total = Module("total", {k: v for m in modules.values() for k, v in m.results.items()})
     total.killed = sum(m.killed for m in modules.values())
     total.survived = [s for m in modules.values() for s in m.survived]
     total.equivalent = sum(m.equivalent for m in modules.values())
+    return total
+
+
+def print_table(modules: dict[str, Module], total: Module) -> None:
+    header = ("module", "mutants", "killed", "survived", "equivalent", "score")
     rows = [
         (m.path, len(m.results), m.killed, len(m.survived), m.equivalent, f"{m.score:.1f} %")
         for m in [*modules.values(), total]
@@ -154,6 +150,9 @@ def main() -> int:
         print("  ".join(cells))
     print(f"score = killed / (mutants - equivalent); target {TARGET:.0f} % in every module")
 
+
+def print_findings(modules: dict[str, Module], total: Module) -> None:
+    """The modules below the target, the survivors, and whether the run was complete."""
     below = [m.path for m in modules.values() if m.score < TARGET]
     if below:
         print(f"\nbelow the target: {', '.join(below)}")
@@ -166,6 +165,25 @@ def main() -> int:
     not_run = sum(m.not_run for m in modules.values())
     if not_run:
         print(f"\n{not_run} mutants were not run (interrupted?): the table is incomplete")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutants", type=Path, default=Path("mutants"))
+    parser.add_argument("--equivalent", type=Path, default=EQUIVALENT_FILE)
+    args = parser.parse_args()
+
+    modules = read_modules(args.mutants)
+    if not modules:
+        print("no mutation results: run scripts/mutate first", file=sys.stderr)
+        return 1
+    problems: list[str] = []
+    entries = read_equivalents(args.equivalent)
+    equivalents = resolve(entries, modules, problems)
+    classify(modules, equivalents, problems)
+    total = total_of(modules)
+    print_table(modules, total)
+    print_findings(modules, total)
     if problems:
         print(f"\n{args.equivalent}:")
         for p in problems:

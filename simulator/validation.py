@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -52,10 +53,40 @@ def _text(params: dict[str, Any], name: str) -> str:
     return value.strip()
 
 
+# The order's text fields after the instrument, in the order OKX checks them, each with what it
+# accepts; a value it refuses is a 51000 on that parameter. Only market orders may be sized in
+# the quote currency, so tgtCcy=quote_ccy is refused too.
+_FIELDS: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("tdMode", lambda v: v == "cash"),
+    ("side", lambda v: v in ("buy", "sell")),
+    ("ordType", lambda v: v in ORDER_TYPES),
+    ("clOrdId", lambda v: not v or bool(_CL_ORD_ID.match(v))),
+    ("tag", lambda v: not v or bool(_TAG.match(v))),
+    ("tgtCcy", lambda v: v in ("", "base_ccy")),
+)
+
+
 def validate_order(params: Any, instruments: dict[str, Instrument]) -> OrderRequest:
     """Check one place-order body; raise ``OrderError`` like OKX would."""
     if not isinstance(params, dict):
         raise OrderError("51000", "Parameter order error")
+    inst = _instrument(params, instruments)
+    fields = _fields(params)
+    px = _price(params, inst)
+    sz = _size(params, inst)
+    return OrderRequest(
+        inst,
+        fields["side"],
+        fields["ordType"],
+        px,
+        sz,
+        fields["clOrdId"],
+        fields["tag"],
+        fields["tgtCcy"],
+    )
+
+
+def _instrument(params: dict[str, Any], instruments: dict[str, Instrument]) -> Instrument:
     inst_id = _text(params, "instId")
     if not inst_id:
         raise OrderError("50014", "Parameter instId can not be empty")
@@ -64,33 +95,30 @@ def validate_order(params: Any, instruments: dict[str, Instrument]) -> OrderRequ
         raise OrderError("51001", "Instrument ID, Instrument ID code, or Spread ID doesn't exist.")
     if inst.state != "live":
         raise OrderError(SUSPENDED_CODE, SUSPENDED_MSG)
-    td_mode = _text(params, "tdMode")
-    if td_mode != "cash":
-        raise _param_error("tdMode")
-    side = _text(params, "side")
-    if side not in ("buy", "sell"):
-        raise _param_error("side")
-    ord_type = _text(params, "ordType")
-    if ord_type not in ORDER_TYPES:
-        raise _param_error("ordType")
-    cl_ord_id = _text(params, "clOrdId")
-    if cl_ord_id and not _CL_ORD_ID.match(cl_ord_id):
-        raise _param_error("clOrdId")
-    tag = _text(params, "tag")
-    if tag and not _TAG.match(tag):
-        raise _param_error("tag")
-    tgt_ccy = _text(params, "tgtCcy")
-    if tgt_ccy not in ("", "base_ccy", "quote_ccy"):
-        raise _param_error("tgtCcy")
-    if tgt_ccy == "quote_ccy":
-        # Only market orders may be sized in the quote currency.
-        raise _param_error("tgtCcy")
+    return inst
+
+
+def _fields(params: dict[str, Any]) -> dict[str, str]:
+    values = {}
+    for name, accepts in _FIELDS:
+        value = _text(params, name)
+        if not accepts(value):
+            raise _param_error(name)
+        values[name] = value
+    return values
+
+
+def _price(params: dict[str, Any], inst: Instrument) -> Decimal:
     raw_px = params.get("px")
     if raw_px in (None, ""):
         raise OrderError("51204", "The price for the limit order cannot be empty.")
     px = parse_decimal(raw_px)
     if px is None or px <= 0 or not is_multiple(px, inst.tick_sz):
         raise _param_error("px")
+    return px
+
+
+def _size(params: dict[str, Any], inst: Instrument) -> Decimal:
     sz = parse_decimal(params.get("sz"))
     if sz is None or sz <= 0:
         raise _param_error("sz")
@@ -98,4 +126,4 @@ def validate_order(params: Any, instruments: dict[str, Instrument]) -> OrderRequ
         raise OrderError("51121", "Order quantity must be a multiple of the lot size.")
     if sz < inst.min_sz:
         raise OrderError("51020", "Your order should meet or exceed the minimum order amount.")
-    return OrderRequest(inst, side, ord_type, px, sz, cl_ord_id, tag, tgt_ccy)
+    return sz

@@ -152,11 +152,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         admission = try_admit(rt.ledger, s, request, rt.now)
     rt.cache.remember_signal(signal.signal_id, "recorded")
     if isinstance(admission, Blocked):
-        if admission.reason is SkipReason.DUPLICATE:
-            return BuyResult(signal.signal_id, slot_name, "duplicate", "recorded")
-        if admission.reason in BUSY:
-            rt.cache.mark_busy(slot, admission.reason, admission.detail)
-        return BuyResult(signal.signal_id, slot_name, "skipped", admission.reason)
+        return _blocked(rt, signal, slot_name, admission)
     metrics.order_state(Side.BUY, OrderState.PENDING_SUBMIT)
     cl_ord_id = request.cl_ord_id
     rt.cache.mark_busy(
@@ -169,6 +165,15 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
     if state == OrderState.LIVE:
         metrics.tick_to_order(signal.created_at)
     return BuyResult(signal.signal_id, slot_name, "accepted", order_state=state)
+
+
+def _blocked(rt: Runtime, signal: BuySignal, slot_name: str, blocked: Blocked) -> BuyResult:
+    """The result of a signal the ledger did not admit; a busy slot is remembered in the cache."""
+    if blocked.reason is SkipReason.DUPLICATE:
+        return BuyResult(signal.signal_id, slot_name, "duplicate", "recorded")
+    if blocked.reason in BUSY:
+        rt.cache.mark_busy(signal.slot, blocked.reason, blocked.detail)
+    return BuyResult(signal.signal_id, slot_name, "skipped", blocked.reason)
 
 
 def _order_size(

@@ -89,45 +89,72 @@ class World:
         return int(self.clock().timestamp() * 1000)
 
     def run(self, op: tuple[Any, ...]) -> None:
-        kind = op[0]
-        if kind == "buy":
-            inst_id, strategy = SLOTS[op[1]]
-            msg = builders.buy_message(strategy, inst_id, created_at=self.now_ms())
-            self.sent.append(msg)
-            process_buy(self.rt, msg)
-        elif kind == "redeliver" and self.sent:
-            process_buy(self.rt, self.sent[op[1] % len(self.sent)])
-        elif kind == "price":
-            inst_id, move = op[1], op[2]
-            base = builders.PRICES[inst_id]
-            self.venue.set_price(inst_id, base * (1 + Decimal(move) / 100))
-            self.backlog.extend(self.venue.drain_updates())
-        elif kind == "push" and self.backlog:
-            rnd = random.Random(op[1])
-            batch = rnd.sample(self.backlog, k=rnd.randint(1, len(self.backlog)))
-            batch += rnd.sample(batch, k=len(batch) // 3)  # some delivered twice
-            for snap in batch:
-                apply_snapshot_and_follow_up(self.rt, snap)
-            self.backlog.extend(self.venue.drain_updates())
-        elif kind == "fault":
-            self.venue.inject(*FAULTS[op[1]])
-        elif kind == "sell":
-            inst_id, strategy = SLOTS[op[1]]
-            try:
-                process_sell(self.rt, builders.sell_message(strategy, inst_id))
-            except Exception as exc:  # a retryable failure: the task would be retried
-                from worker.domain.errors import Retryable
-
-                assert isinstance(exc, Retryable), exc
-        elif kind == "sync":
-            sync_active_orders(self.rt)
-        elif kind == "purge":
-            purge_pending(self.rt)
-        elif kind == "time":
-            self.clock.advance(op[1])
-        elif kind == "restart":
-            self.rt.cache.clear()
+        steps = {
+            "buy": self._buy,
+            "redeliver": self._redeliver,
+            "price": self._price,
+            "push": self._push,
+            "fault": self._fault,
+            "sell": self._sell,
+            "sync": self._sync,
+            "purge": self._purge,
+            "time": self._time,
+            "restart": self._restart,
+        }
+        step = steps.get(op[0])
+        if step is not None:
+            step(op)
         self.backlog.extend(self.venue.drain_updates())
+
+    def _buy(self, op: tuple[Any, ...]) -> None:
+        inst_id, strategy = SLOTS[op[1]]
+        msg = builders.buy_message(strategy, inst_id, created_at=self.now_ms())
+        self.sent.append(msg)
+        process_buy(self.rt, msg)
+
+    def _redeliver(self, op: tuple[Any, ...]) -> None:
+        if self.sent:
+            process_buy(self.rt, self.sent[op[1] % len(self.sent)])
+
+    def _price(self, op: tuple[Any, ...]) -> None:
+        inst_id, move = op[1], op[2]
+        base = builders.PRICES[inst_id]
+        self.venue.set_price(inst_id, base * (1 + Decimal(move) / 100))
+        self.backlog.extend(self.venue.drain_updates())
+
+    def _push(self, op: tuple[Any, ...]) -> None:
+        if not self.backlog:
+            return
+        rnd = random.Random(op[1])
+        batch = rnd.sample(self.backlog, k=rnd.randint(1, len(self.backlog)))
+        batch += rnd.sample(batch, k=len(batch) // 3)  # some delivered twice
+        for snap in batch:
+            apply_snapshot_and_follow_up(self.rt, snap)
+        self.backlog.extend(self.venue.drain_updates())
+
+    def _fault(self, op: tuple[Any, ...]) -> None:
+        self.venue.inject(*FAULTS[op[1]])
+
+    def _sell(self, op: tuple[Any, ...]) -> None:
+        inst_id, strategy = SLOTS[op[1]]
+        try:
+            process_sell(self.rt, builders.sell_message(strategy, inst_id))
+        except Exception as exc:  # a retryable failure: the task would be retried
+            from worker.domain.errors import Retryable
+
+            assert isinstance(exc, Retryable), exc
+
+    def _sync(self, op: tuple[Any, ...]) -> None:
+        sync_active_orders(self.rt)
+
+    def _purge(self, op: tuple[Any, ...]) -> None:
+        purge_pending(self.rt)
+
+    def _time(self, op: tuple[Any, ...]) -> None:
+        self.clock.advance(op[1])
+
+    def _restart(self, op: tuple[Any, ...]) -> None:
+        self.rt.cache.clear()
 
     def check(self) -> None:
         with self.ledger.begin() as s:
