@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from worker import render
 from worker.domain.lots import UNSOLD_STATES
 from worker.ledger.db import Ledger
 from worker.ledger.models import Fill, Lot, Order, Signal
@@ -54,22 +55,8 @@ def progress(ledger: Ledger, since: datetime) -> Progress:
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain text table; numbers right-aligned."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [len(h) for h in header]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-
-    def line(values: Sequence[str], raw: Sequence[object] | None = None) -> str:
-        parts = []
-        for i, (value, width) in enumerate(zip(values, widths, strict=True)):
-            numeric = raw is not None and isinstance(raw[i], int | Decimal)
-            parts.append(value.rjust(width) if numeric else value.ljust(width))
-        return "  " + "  ".join(parts).rstrip()
-
-    out = [title, line(header), "  " + "  ".join("-" * w for w in widths)]
-    out += [line(c, r) for c, r in zip(cells, rows, strict=True)] or ["  (none)"]
-    return "\n".join(out)
+    """The operator commands' table, with the demo's cells (amounts to 4 places)."""
+    return render.table(title, header, rows, _cell)
 
 
 def _cell(value: object) -> str:

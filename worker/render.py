@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,9 +29,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain text table; numbers right-aligned."""
-    cells = [[_cell(v) for v in row] for row in rows]
+def table(
+    title: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    cell: Callable[[object], str] | None = None,
+) -> str:
+    """A plain text table; numbers right-aligned; ``cell`` writes one value (default: the
+    operator commands' way)."""
+    write = cell or _cell
+    cells = [[write(v) for v in row] for row in rows]
     widths = [len(h) for h in header]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
