@@ -57,7 +57,6 @@ def _replay(settings: Settings, path: str) -> int:
 
 
 def _positions_source(settings: Settings) -> Iterable[Position]:
-
     return open_positions(settings)
 
 
@@ -70,7 +69,6 @@ def _alert_reconnect_loop(conn: str, reconnects: int, reason: str) -> None:
 
 
 def _approach_store(settings: Settings) -> ApproachSink:
-
     return ApproachStore.from_url(settings.database_url)
 
 

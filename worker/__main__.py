@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import exc as sa_exc
@@ -43,6 +43,7 @@ from worker.task_names import PROCESS_BUY_SIGNAL, PROCESS_SELL_SIGNAL
 from worker.why import why
 
 Command = Callable[[Settings, argparse.Namespace], None]
+T = TypeVar("T")
 
 
 def _ledger(settings: Settings) -> Any:
@@ -77,7 +78,6 @@ def _now() -> datetime:
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
-
     url = settings.database_url
     if not url.startswith("sqlite"):
         preflight.check_database(url)
@@ -94,7 +94,6 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
 
 
 def _set_paused(settings: Settings, args: argparse.Namespace, paused: bool) -> None:
-
     strategy: str | None = args.strategy
     ledger = _ledger(settings)
     now = _now()
@@ -133,7 +132,6 @@ def cmd_resume(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
-
     now = _now()
     since = args.since or now - timedelta(hours=24)
     with _session(settings) as s:
@@ -142,7 +140,6 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_why(settings: Settings, args: argparse.Namespace) -> None:
-
     now = _now()
     at = args.at or now
     if at > now + timedelta(seconds=1):
@@ -158,7 +155,6 @@ def cmd_why(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_positions(settings: Settings, args: argparse.Namespace) -> None:
-
     with _session(settings) as s:
         lots = open_lots(s, args.inst)
     exchange = build_exchange(settings)
@@ -174,14 +170,12 @@ def cmd_positions(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_pnl(settings: Settings, args: argparse.Namespace) -> None:
-
     with _session(settings) as s:
         lines = realised_pnl(s, args.since)
     print(render.pnl_json(lines, args.since) if args.json else render.pnl_text(lines, args.since))
 
 
 def cmd_orders(settings: Settings, args: argparse.Namespace) -> None:
-
     with _session(settings) as s:
         found = orders(s, args.state or (), args.inst, args.strategy, args.limit)
     print(render.orders_json(found) if args.json else render.orders_text(found))
@@ -190,7 +184,7 @@ def cmd_orders(settings: Settings, args: argparse.Namespace) -> None:
 # -- actions ------------------------------------------------------------------------------------
 
 
-def _runtime(settings: Settings) -> Any:
+def _runtime(settings: Settings) -> Runtime:
     """A runtime for a command: the exchange, the ledger; follow-up lookups are left to
     reconciliation (a command does not wait for them)."""
 
@@ -204,8 +198,16 @@ def _runtime(settings: Settings) -> Any:
     )
 
 
-def _buys_still_run(settings: Settings) -> None:
+def _act(settings: Settings, action: Callable[[Runtime], T]) -> T:
+    """Run an emergency action with a command's runtime, and close its database pool."""
+    rt = _runtime(settings)
+    try:
+        return action(rt)
+    finally:
+        rt.ledger.engine.dispose()
 
+
+def _buys_still_run(settings: Settings) -> None:
     with _session(settings) as s:
         on = [p for p in pauses(s) if p.strategy is None]
     if not on:
@@ -216,12 +218,7 @@ def _buys_still_run(settings: Settings) -> None:
 
 
 def cmd_cancel_buys(settings: Settings, args: argparse.Namespace) -> None:
-
-    rt = _runtime(settings)
-    try:
-        done = cancel_buys(rt, args.inst)
-    finally:
-        rt.ledger.engine.dispose()
+    done = _act(settings, lambda rt: cancel_buys(rt, args.inst))
     for c in done:
         note = f": {c.note}" if c.note else ""
         print(f"limitflow: {c.cl_ord_id} ({c.inst_id}/{c.strategy}) {c.before} -> {c.after}{note}")
@@ -234,12 +231,7 @@ def cmd_cancel_buys(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_flatten(settings: Settings, args: argparse.Namespace) -> None:
-
-    rt = _runtime(settings)
-    try:
-        done = flatten(rt, args.inst_id)
-    finally:
-        rt.ledger.engine.dispose()
+    done = _act(settings, lambda rt: flatten(rt, args.inst_id))
     for f in done:
         lots = ", ".join(str(n) for n in f.lots)
         print(f"limitflow: {f.inst_id}/{f.strategy} lot(s) {lots}: {f.outcome}: {f.detail}")
@@ -282,7 +274,6 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_settle_lot(settings: Settings, args: argparse.Namespace) -> None:
-
     if args.sold_elsewhere is not None:
         action, px = Settlement.SOLD_ELSEWHERE.value, _price(args.sold_elsewhere)
     else:
@@ -346,7 +337,6 @@ def parse_time(text: str) -> datetime:
 
 
 def _instrument(text: str) -> str:
-
     inst = text.strip().upper()
     if not is_inst_id(inst):
         raise argparse.ArgumentTypeError(f"{text!r} is not an instrument id like BTC-USDT")
@@ -358,7 +348,6 @@ def _json(p: argparse.ArgumentParser) -> None:
 
 
 def _when(dt: datetime) -> str:
-
     return when(dt)
 
 
