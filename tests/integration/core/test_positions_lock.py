@@ -145,3 +145,35 @@ def test_many_processes_on_distinct_slots_admit_exactly_the_limit(db_url: str, h
     assert all(
         d.startswith(f"MAX_OPEN_POSITIONS={limit} reached: {limit} held") for *_, d in skipped
     )
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_many_processes_on_sqlite_admit_exactly_the_limit(db_url: str) -> None:
+    """The embedded default: no positions lock, but every write transaction is serialized
+    (BEGIN IMMEDIATE), so the count taken after our intent still sees every committed one.
+    Twelve processes, twelve free slots, MAX_OPEN_POSITIONS=3: exactly three buys go."""
+    processes, limit = 12, 3
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Barrier(processes + 1), ctx.Queue()
+    procs = [
+        ctx.Process(target=_buy_in_a_process, args=(db_url, limit, i, start, out))
+        for i in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    start.wait(120)
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    outcomes = sorted((outcome, reason) for *_, outcome, reason in results)
+    assert outcomes == [("accepted", "")] * limit + [("skipped", "risk_limit")] * (
+        processes - limit
+    )
+    ledger = Ledger.from_url(db_url)
+    try:
+        with ledger.begin() as s:
+            admitted = s.execute(select(Order.inst_id, Order.strategy)).all()
+    finally:
+        ledger.engine.dispose()
+    assert sorted(admitted) == sorted((i, st) for i, st, o, _ in results if o == "accepted")
