@@ -89,12 +89,24 @@ def _stamp_calls() -> None:
     import worker.runtime
     import worker.tasks
     from worker.exchange.okx.rest import OkxRestClient
+    from worker.ledger import admission
     from worker.ledger.db import Ledger
     from worker.runtime import Runtime
 
     _wrap_cm(Ledger, "connect", "tx")  # its exit includes the COMMIT
     _wrap_cm(Ledger, "single_statement", "stmt")
     _wrap_call(Ledger, "lock_slot", lambda a: "lock")
+    # PostgreSQL's one-round-trip admission: the slot lock, the intent and its COMMIT.
+    fast_admit = admission.fast_admit
+
+    def stamped_fast_admit(*args: Any, **kwargs: Any) -> Any:
+        _event("admit>")
+        try:
+            return fast_admit(*args, **kwargs)
+        finally:
+            _event("admit<")
+
+    admission.fast_admit = stamped_fast_admit
     _wrap_call(Runtime, "rules", lambda a: "rules")
     _wrap_call(OkxRestClient, "_send", lambda a: f"http {a[0]} {a[1]}")
     build = worker.runtime.get_runtime
@@ -258,7 +270,10 @@ def stage_report(
         if pub is None or task is None or not snd or inst not in received_us:
             continue
         ev = task["events"]
-        lock = _first(ev, "lock>") or 0
+        # The transaction: the one-round-trip admission, or (when it left the decision to
+        # ``try_admit``) the slot lock to the COMMIT.
+        lock = _first(ev, "lock>") or _first(ev, "admit>") or 0
+        commit = _first(ev, "tx<", lock) if _first(ev, "lock>") else _first(ev, "admit<")
         rows.append(
             {
                 "sim": sent_us[inst],
@@ -269,7 +284,7 @@ def stage_report(
                 "received": got.get(snd["tid"], 0),
                 "prerun": _first(ev, "prerun") or 0,
                 "lock": lock,
-                "commit": _first(ev, "tx<", lock) or 0,
+                "commit": commit or 0,
                 "http": _first(ev, f"{ORDER_HTTP}>") or 0,
                 "order": received_us[inst],
                 "http_end": _first(ev, f"{ORDER_HTTP}<") or 0,

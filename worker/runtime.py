@@ -21,7 +21,7 @@ from worker.domain.money import InstrumentRules
 from worker.domain.strategies import HOURLY
 from worker.exchange.factory import build_exchange
 from worker.exchange.port import Exchange, WarmsUp
-from worker.ledger.admission import Admission, Admitted, try_admit
+from worker.ledger.admission import Admission, Admitted, fast_admit, try_admit
 from worker.ledger.db import Ledger, utcnow
 from worker.ledger.orders import SENDABLE, accept_if_pending
 from worker.logs import log_event
@@ -173,7 +173,10 @@ def _rehearse_buy(rt: Runtime) -> None:
     ledger = rt.ledger
     try:
         with ledger.connect() as conn:
-            admitted = try_admit(ledger, conn, request, lambda: now)
+            # PostgreSQL's one-round-trip admission first (its function plans its statements
+            # on the connection's first call), then the full decision on the same slot.
+            fast = None if ledger.sqlite else fast_admit(conn, request, lambda: now)
+            admitted = fast or try_admit(ledger, conn, request, lambda: now)
             order_id = admitted.order_id if isinstance(admitted, Admitted) else 0
             conn.execute(SENDABLE, {"order_id": order_id})  # the sender's last look
             accept_if_pending(conn, order_id, "warm-up", now)

@@ -17,7 +17,7 @@ from worker.domain.money import InstrumentRules
 from worker.domain.orders import OrderState, Side
 from worker.domain.results import BUSY, SkipReason
 from worker.domain.sizing import Unsizable, size_buy
-from worker.ledger.admission import Admission, Blocked, late_detail, try_admit
+from worker.ledger.admission import Admission, Blocked, admit, late_detail
 from worker.ledger.signals import record_outcome, record_signal
 from worker.runtime import Runtime
 from worker.services.intents import Intent
@@ -148,8 +148,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         max_positions=settings.MAX_OPEN_POSITIONS,
         pending_timeout_seconds=settings.PENDING_TIMEOUT_SECONDS,
     )
-    with rt.ledger.connect() as s:
-        admission = try_admit(rt.ledger, s, request, rt.now)
+    admission = admit(rt.ledger, request, rt.now)
     rt.cache.remember_signal(signal.signal_id, "recorded")
     if isinstance(admission, Blocked):
         return _blocked(rt, signal, slot_name, admission)

@@ -1,0 +1,394 @@
+"""PostgreSQL's one-round-trip admission (``limitflow_admit``, migration 0007) against
+``try_admit``, the full decision it stands in for.
+
+The same generated ledger (orders of every state in the signal's slot and its neighbours, lots,
+pause switches, the signal already recorded, positions elsewhere, a limit) is given to each.
+Wherever the function decides, it must decide as ``try_admit`` does and write the same rows;
+wherever it does not, it must keep nothing and leave the decision to ``try_admit``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, event, insert, select, text
+
+from tests import builders
+from tests.conftest import TABLES
+from tests.venues import make_memory_exchange
+from worker.domain.ids import buy_cl_ord_id
+from worker.domain.lots import LotState
+from worker.domain.orders import OrderState
+from worker.domain.results import SkipReason
+from worker.ledger.admission import (
+    FAST_WAIT_MS,
+    POSITIONS_LOCK,
+    Admission,
+    Admitted,
+    Blocked,
+    admit,
+    fast_admit,
+    try_admit,
+)
+from worker.ledger.db import Ledger
+from worker.ledger.models import EngineFlag, Lot, Order, Signal
+from worker.runtime import Runtime
+from worker.services.buy import process_buy
+from worker.signals import parse_buy
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+NOW = datetime(2026, 11, 30, 8, 27, tzinfo=UTC)
+GUARD = 600  # BUY_GUARD_WINDOW_SECONDS
+TTL = 60  # SIGNAL_TTL_SECONDS
+TARGET = ("T-USDT", "hourly_limit_ws")
+AGES = [1, GUARD - 1, GUARD, GUARD + 1, 86_400]  # seconds before NOW
+
+
+def slots(tag: str = "") -> list[tuple[str, str]]:
+    """The signal's slot (the first), and neighbours sharing its instrument or its strategy."""
+    inst = f"T{tag}-USDT"
+    return [
+        (inst, TARGET[1]),
+        (inst, "batch_buy_ws"),
+        (f"U{tag}-USDT", TARGET[1]),
+        (f"V{tag}-USDT", "x"),
+    ]
+
+
+SLOTS = slots()
+
+order = st.tuples(
+    st.integers(0, len(SLOTS) - 1),
+    st.sampled_from(["buy", "sell"]),
+    st.sampled_from(list(OrderState)),
+    st.sampled_from(["0", "0.5"]),  # filled
+    st.sampled_from(AGES),
+)
+lot = st.tuples(st.integers(0, len(SLOTS) - 1), st.sampled_from(list(LotState)))
+flag = st.tuples(
+    st.sampled_from(["paused", "paused:hourly_limit_ws", "paused:batch_buy_ws"]), st.booleans()
+)
+ledgers = st.fixed_dictionaries(
+    {
+        "orders": st.lists(order, max_size=5),
+        "lots": st.lists(lot, max_size=3),
+        "flags": st.lists(flag, max_size=3, unique_by=lambda f: f[0]),
+        "recorded": st.booleans(),  # the signal was recorded before (a redelivery)
+        "limit": st.integers(0, 5),
+        # Past its expiry at NOW (negative: still fresh).
+        "late_ms": st.sampled_from([-30_000, -21, -19, -1, 0, 1, 5_000]),
+    }
+)
+
+_ids = itertools.count(1)
+
+
+def _seed(conn: Connection, state: dict[str, Any], signal_id: str, tag: str = "") -> None:
+    """One generated ledger around the slot ``slots(tag)[0]`` (``tag``: several side by side)."""
+    ids = itertools.count(1)  # the same clOrdIds in both runs
+    around = slots(tag)
+    open_buys: set[tuple[str, str]] = set()
+    for slot, side, state_, filled, age in state["orders"]:
+        inst_id, strategy = around[slot]
+        if side == "buy" and state_ in ("pending_submit", "live", "partially_filled"):
+            if (inst_id, strategy) in open_buys:
+                continue  # one open buy per slot (the database's own backstop)
+            open_buys.add((inst_id, strategy))
+        created = NOW - timedelta(seconds=age)
+        _order(conn, next(ids), inst_id, strategy, side, state_, Decimal(filled), created)
+    unsold: set[tuple[str, str]] = set()
+    for slot, lot_state in state["lots"]:
+        inst_id, strategy = around[slot]
+        if lot_state != LotState.CLOSED:
+            if (inst_id, strategy) in unsold:
+                continue
+            unsold.add((inst_id, strategy))
+        bought = _order(
+            conn, next(ids), inst_id, strategy, "buy", "filled", Decimal(1), NOW - timedelta(1)
+        )
+        conn.execute(
+            insert(Lot).values(
+                buy_order_id=bought,
+                inst_id=inst_id,
+                strategy=strategy,
+                state=lot_state.value,
+                size=Decimal(1),
+                avg_px=Decimal(100),
+                cost=Decimal(100),
+                take_profit_px=Decimal(110),
+                opened_at=NOW - timedelta(1),
+                exit_after=NOW + timedelta(1),
+            )
+        )
+    for name, enabled in state["flags"]:
+        conn.execute(insert(EngineFlag).values(name=name, enabled=enabled, updated_at=NOW))
+    if state["recorded"]:
+        conn.execute(
+            insert(Signal).values(
+                signal_id=signal_id, kind="buy", outcome="skipped", received_at=NOW
+            )
+        )
+
+
+def _truncate(conn: Connection) -> None:
+    conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+
+
+def _order(
+    conn: Connection,
+    number: int,
+    inst_id: str,
+    strategy: str,
+    side: str,
+    state: str,
+    filled: Decimal,
+    created: datetime,
+) -> int:
+    row = conn.execute(
+        insert(Order)
+        .values(
+            cl_ord_id=f"seed{number}{inst_id[:-5]}{strategy[:3]}{side}",
+            inst_id=inst_id,
+            strategy=strategy,
+            side=side,
+            purpose="entry" if side == "buy" else "take_profit",
+            state=state,
+            px=Decimal(100),
+            sz=Decimal(1),
+            filled_sz=filled,
+            created_at=created,
+            updated_at=created,
+        )
+        .returning(Order.id)
+    )
+    return int(row.scalar_one())
+
+
+def _request(state: dict[str, Any], signal_id: str, tag: str = "") -> Admission:
+    created = int(NOW.timestamp() * 1000) - TTL * 1000 - state["late_ms"]
+    inst_id, strategy = slots(tag)[0]
+    signal = parse_buy(
+        builders.buy_message(
+            strategy, inst_id, px="100", signal_id=signal_id, created_at=created, ttl_ms=None
+        )
+    )
+    return Admission(
+        signal=signal,
+        cl_ord_id=buy_cl_ord_id(signal.strategy, signal_id),
+        px=Decimal("100"),
+        sz=Decimal("0.1"),
+        unsizable=None,
+        guard_seconds=GUARD,
+        ttl_seconds=TTL,
+        max_positions=state["limit"],
+        pending_timeout_seconds=10,
+    )
+
+
+def _rows(conn: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The orders and signals tables, without the ids the two runs number differently."""
+    orders = [tuple(r)[1:] for r in conn.execute(select(Order).order_by(Order.cl_ord_id))]
+    signals = [
+        tuple(r)[:7] + tuple(r)[8:]  # all but order_id
+        for r in conn.execute(select(Signal.__table__).order_by(Signal.signal_id))
+    ]
+    return orders, signals
+
+
+@pytest.fixture
+def ledger(db_url: str) -> Iterator[Ledger]:
+    led = Ledger.from_url(db_url)
+    yield led
+    led.engine.dispose()
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(state=ledgers)
+def test_the_function_decides_as_try_admit_does(ledger: Ledger, state: dict[str, Any]) -> None:
+    signal_id = f"sig-{next(_ids)}"
+    request = _request(state, signal_id)
+
+    with ledger.connect() as conn:
+        _truncate(conn)
+        _seed(conn, state, signal_id)
+        seeded = _rows(conn)
+    with ledger.single_statement() as conn:
+        fast = fast_admit(conn, request, lambda: NOW)
+    with ledger.connect() as conn:
+        after_fast = _rows(conn)
+
+    with ledger.connect() as conn:
+        _truncate(conn)
+        _seed(conn, state, signal_id)
+        reference = try_admit(ledger, conn, request, lambda: NOW)
+    with ledger.connect() as conn:
+        after_reference = _rows(conn)
+
+    if isinstance(fast, Admitted):
+        assert isinstance(reference, Admitted)
+        assert after_fast == after_reference  # the same intent and signal row, to the column
+    elif fast is None:
+        assert after_fast == seeded  # nothing kept
+        if state["late_ms"] > -FAST_WAIT_MS:
+            return  # too close to its expiry for the function: try_admit decides alone
+        assert not isinstance(reference, Admitted)  # no contention here: no "waited"
+        assert reference.reason is not SkipReason.DUPLICATE
+    else:
+        assert fast == Blocked(SkipReason.DUPLICATE) == reference
+        assert after_fast == seeded == after_reference
+
+
+GRID = [
+    {"orders": [o], "lots": [], "recorded": recorded}
+    for o in itertools.product(range(4), ["buy", "sell"], list(OrderState), ["0", "0.5"], AGES)
+    for recorded in (False, True)
+] + [
+    {"orders": [], "lots": [lot], "recorded": False}
+    for lot in itertools.product(range(4), list(LotState))
+]
+
+
+def test_every_single_order_and_lot_is_decided_as_try_admit_does(ledger: Ledger) -> None:
+    """Each order (every slot, side, state, fill and age around the cooldown's edge) and each
+    lot, alone beside a signal, exhaustively: each case on instruments of its own, all in one
+    ledger (the limit is out of reach here; the generated test covers it and the switches)."""
+    cases = [(case | {"flags": [], "limit": 10_000, "late_ms": -30_000}) for case in GRID]
+
+    def run(decide: Any) -> tuple[list[Any], Any]:
+        with ledger.connect() as conn:
+            _truncate(conn)
+            for i, case in enumerate(cases):
+                _seed(conn, case, f"grid-{i}", tag=str(i))
+        decided = [decide(_request(case, f"grid-{i}", str(i))) for i, case in enumerate(cases)]
+        with ledger.connect() as conn:
+            return decided, _rows(conn)
+
+    def fast(request: Admission) -> Any:
+        with ledger.single_statement() as conn:
+            return fast_admit(conn, request, lambda: NOW)
+
+    def reference(request: Admission) -> Any:
+        with ledger.connect() as conn:
+            return try_admit(ledger, conn, request, lambda: NOW)
+
+    fast_decided, fast_rows = run(fast)
+    reference_decided, reference_rows = run(reference)
+    for case, by_fast, by_reference in zip(cases, fast_decided, reference_decided, strict=True):
+        if by_fast is None:
+            assert not isinstance(by_reference, Admitted), case
+            assert by_reference.reason is not SkipReason.DUPLICATE, case
+        elif isinstance(by_fast, Admitted):
+            assert isinstance(by_reference, Admitted), case
+        else:
+            assert by_fast == by_reference == Blocked(SkipReason.DUPLICATE), case
+    assert sum(isinstance(d, Admitted) for d in fast_decided) > len(cases) // 4
+    # The same intents, to the column; the refusals' signal rows exist only in the reference
+    # (the function leaves refusals to it).
+    refused = {f"grid-{i}" for i, d in enumerate(fast_decided) if d is None}
+    assert fast_rows[0] == reference_rows[0]
+    assert [r for r in reference_rows[1] if r[0] not in refused] == fast_rows[1]
+
+
+FLAG_NAMES = ["paused", "paused:hourly_limit_ws", "paused:batch_buy_ws"]
+
+
+def test_every_pause_switch_is_decided_as_try_admit_does(ledger: Ledger) -> None:
+    """Each switch absent, off or on, in every combination (27 ledgers)."""
+    for settings_ in itertools.product([None, False, True], repeat=len(FLAG_NAMES)):
+        flags = [(n, on) for n, on in zip(FLAG_NAMES, settings_, strict=True) if on is not None]
+        case = {"orders": [], "lots": [], "flags": flags, "recorded": False, "limit": 5}
+        case["late_ms"] = -30_000
+        decided = []
+        for decide in ("fast", "reference"):
+            with ledger.connect() as conn:
+                _truncate(conn)
+                _seed(conn, case, "switched")
+            request = _request(case, "switched")
+            if decide == "fast":
+                with ledger.single_statement() as conn:
+                    decided.append(fast_admit(conn, request, lambda: NOW))
+            else:
+                with ledger.connect() as conn:
+                    decided.append(try_admit(ledger, conn, request, lambda: NOW))
+        fast, reference = decided
+        paused = any(on and name in FLAG_NAMES[:2] for name, on in flags)
+        assert isinstance(reference, Blocked) == paused, flags
+        assert (fast is None) == paused, flags
+        assert isinstance(fast, Admitted) == isinstance(reference, Admitted), flags
+
+
+def test_the_function_locks_the_positions_lock_of_the_ledger(ledger: Ledger) -> None:
+    """The migration writes the lock's key out; it must be the ledger's."""
+    with ledger.connect() as conn:
+        source = conn.execute(
+            text("SELECT prosrc FROM pg_proc WHERE proname = 'limitflow_admit'")
+        ).scalar_one()
+    assert f"pg_advisory_xact_lock({POSITIONS_LOCK})" in source
+
+
+def test_a_free_slot_is_admitted_in_one_round_trip(ledger: Ledger, tmp_path: Any) -> None:
+    """The buy path's admission on a free slot: one statement, no BEGIN, no COMMIT."""
+    statements: list[str] = []
+
+    @event.listens_for(ledger.engine, "before_cursor_execute")
+    def _seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        statements.append(statement.split("(")[0].strip())
+
+    commits: list[int] = []
+    event.listen(ledger.engine, "commit", lambda _c: commits.append(1))
+    request = _request(
+        {"limit": 5, "late_ms": -30_000, "orders": [], "lots": [], "flags": []}, "free-slot"
+    )
+    decided = admit(ledger, request, lambda: NOW)
+    assert isinstance(decided, Admitted)
+    assert statements == ["SELECT admitted_id, verdict FROM limitflow_admit"]
+    assert commits == []  # autocommit: the statement is its own transaction
+
+
+def test_a_slow_slot_lock_leaves_the_decision_to_try_admit(ledger: Ledger) -> None:
+    """Held on the slot's lock past FAST_WAIT_MS, the function keeps nothing; ``admit`` then
+    decides under the lock with the time taken there."""
+    request = _request({"limit": 5, "late_ms": -30_000}, "slow-slot")
+    with ledger.connect() as holder:
+        ledger.lock_slot(holder, *TARGET)
+        result: list[Any] = []
+        worker = threading.Thread(target=lambda: result.append(admit(ledger, request, lambda: NOW)))
+        worker.start()
+        worker.join(0.3)
+        assert worker.is_alive()  # waiting for the slot
+    worker.join(10)
+    assert isinstance(result[0], Admitted)
+    with ledger.connect() as conn:
+        orders, signals = _rows(conn)
+    assert [o[0] for o in orders] == [request.cl_ord_id]  # one intent: the fast one kept none
+    assert [s[0] for s in signals] == ["slow-slot"]
+
+
+def test_process_buy_on_postgresql_goes_through_the_function(
+    ledger: Ledger, db_url: str, tmp_path: Any
+) -> None:
+    """The buy path itself takes the one-round-trip admission (not only ``admit``)."""
+    calls: list[str] = []
+
+    @event.listens_for(ledger.engine, "before_cursor_execute")
+    def _seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        calls.append(statement)
+
+    settings_ = builders.make_settings(DATABASE_URL=db_url, LIMITFLOW_HOME=tmp_path)
+    rt = Runtime(settings_, ledger, make_memory_exchange(), builders.RecordingScheduler())
+    assert process_buy(rt, builders.buy_message()).order_state == "live"
+    assert sum("limitflow_admit" in c for c in calls) == 1
+    assert not any(c.startswith("INSERT INTO slots") for c in calls)
