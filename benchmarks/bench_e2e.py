@@ -35,6 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
@@ -44,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from celery import Celery  # noqa: E402
 
+from benchmarks.cpu_census import census, per_item_ms  # noqa: E402
 from simulator.control import SimControl  # noqa: E402
 from tests import builders, stores  # noqa: E402
 from tests.processes import WorkerProcess, wait_drained, wait_for  # noqa: E402
@@ -262,15 +266,34 @@ def tick_to_order(
     return sent_us, received, noop_ms
 
 
+@dataclass
+class Admission:
+    """The burst's rates (per second), and the CPU each part spent per item (ms)."""
+
+    admit_rate: float = 0.0
+    noop_rate: float = 0.0
+    admit_cpu: dict[str, float] = field(default_factory=dict)
+    noop_cpu: dict[str, float] = field(default_factory=dict)
+
+
 def admission(
-    ctl: SimControl, app: Celery, market: Market, burst_insts: list[str], tmp: Path
-) -> tuple[float, float]:
-    """A burst of triggering tickers vs no-op tasks drained: both rates, per second."""
+    ctl: SimControl,
+    app: Celery,
+    market: Market,
+    burst_insts: list[str],
+    tmp: Path,
+    read_cpu: Callable[[], Counter[str]],
+) -> Admission:
+    """A burst of triggering tickers vs no-op tasks drained: both rates, and the CPU per item
+    of each part of the engine (``benchmarks.cpu_census``)."""
+    n = len(burst_insts)
+    cpu0 = read_cpu()
     t0 = time.perf_counter()
     results = [app.send_task(NOOP) for _ in burst_insts]
     for r in results:
         r.get(timeout=120)
-    noop_rate = len(burst_insts) / (time.perf_counter() - t0)
+    noop_rate = n / (time.perf_counter() - t0)
+    cpu1 = read_cpu()
     sent = ctl.prices([market.moves[i] for i in burst_insts])
     first_sent = min(s for s in sent if s is not None)
     deadline = time.monotonic() + 300
@@ -282,8 +305,11 @@ def admission(
         if time.monotonic() > deadline:
             raise SystemExit(f"burst: {len(done)} of {len(burst_insts)} orders; {tmp}")
         time.sleep(0.2)
-    admit_rate = len(burst_insts) / ((max(done) - first_sent) / 1e6)
-    return admit_rate, noop_rate
+    admit_rate = n / ((max(done) - first_sent) / 1e6)
+    wait_drained(app.conf.broker_url, timeout=60)  # the tasks' work after their orders
+    time.sleep(0.5)  # and the orders stream's
+    cpu2 = read_cpu()
+    return Admission(admit_rate, noop_rate, per_item_ms(cpu1, cpu2, n), per_item_ms(cpu0, cpu1, n))
 
 
 def main() -> None:
@@ -314,9 +340,14 @@ def main() -> None:
         sent_us, received, noop_ms = tick_to_order(args, ctl, app, market, latency_insts, tmp)
         t2o_ms = [(received[i] - sent_us[i]) / 1000 for i in latency_insts]
         # 2. Admission: a burst of triggering tickers vs no-op tasks drained.
-        admit_rate = noop_rate = 0.0
+        burst = Admission()
         if burst_insts:
-            admit_rate, noop_rate = admission(ctl, app, market, burst_insts, tmp)
+            parts = {p.proc.pid: "workers" if p.name[1:].isdigit() else p.name for p in procs}
+            database = db_url.rsplit("/", 1)[-1]
+            redis_port = int(broker.rsplit(":", 1)[-1].split("/")[0])
+            burst = admission(
+                ctl, app, market, burst_insts, tmp, lambda: census(parts, database, redis_port)
+            )
         requests = ctl.status()["requests"]
     finally:
         for proc in reversed(procs):
@@ -326,7 +357,7 @@ def main() -> None:
 
     t2o = dict(zip(latency_insts, t2o_ms, strict=True))
     firsts, task_ms = worker_logs(procs, set(latency_insts))
-    report(args, t2o, noop_ms, firsts, task_ms, admit_rate, noop_rate, requests)
+    report(args, t2o, noop_ms, firsts, task_ms, burst, requests)
     if args.stages:
         from benchmarks.e2e_probe import stage_report
 
@@ -367,8 +398,7 @@ def report(
     noop: list[float],
     firsts: dict[str, str],
     task_ms: list[float],
-    admit_rate: float,
-    noop_rate: float,
+    burst: Admission,
     requests: dict[str, int],
 ) -> None:
     samples = list(t2o.values())
@@ -399,11 +429,16 @@ def report(
     )
     fetched = requests.get("/api/v5/public/instruments", 0)
     print(f"instrument list fetched (GET /api/v5/public/instruments): {fetched} times in the run")
-    if admit_rate:
+    if burst.admit_rate:
         print(
-            f"admission {admit_rate:8.1f} signals/s   no-op drain {noop_rate:8.1f} tasks/s"
-            f"   ratio {admit_rate / noop_rate:4.2f} (target >= 0.7)"
+            f"admission {burst.admit_rate:8.1f} signals/s   no-op drain {burst.noop_rate:8.1f}"
+            f" tasks/s   ratio {burst.admit_rate / burst.noop_rate:4.2f} (target >= 0.7)"
         )
+        print(f"CPU per item, ms ({os.cpu_count()} cores)   admission   no-op")
+        for part in burst.admit_cpu:
+            print(f"  {part:32s} {burst.admit_cpu[part]:9.2f} {burst.noop_cpu.get(part, 0.0):7.2f}")
+        total = sum(burst.admit_cpu.values()), sum(burst.noop_cpu.values())
+        print(f"  {'total':32s} {total[0]:9.2f} {total[1]:7.2f}")
     print("samples (ms, in order): " + " ".join(f"{v:.1f}" for v in samples))
 
 

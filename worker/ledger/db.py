@@ -56,8 +56,10 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # No pre-ping: it costs a round trip per transaction; a dropped connection surfaces as
-    # OperationalError, which the tasks retry.
-    return create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800)
+    # OperationalError, which the tasks retry. LIFO: the hot path gets the connection used
+    # last, the one the warm-up rehearsed on (its server-side plans, ``limitflow_admit``'s
+    # included, are per connection), and connections left idle are the ones recycled.
+    return create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800, pool_use_lifo=True)
 
 
 def is_sqlite(engine: Engine) -> bool:
