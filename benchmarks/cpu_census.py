@@ -1,10 +1,10 @@
 """CPU seconds used so far by each part of a running engine, read from ``/proc`` (Linux).
 
 Processes started with ``start_new_session=True`` are counted under their own name, and their
-children (a prefork worker's pool processes) apart; PostgreSQL under the backends serving one database and
-its shared background processes (the WAL writer flushes commits for everyone); Redis under the
-server listening on one port. Processes that exit between two readings take their CPU with
-them, so read around a phase in which the engine's processes keep running.
+children (a prefork worker's pool processes) apart; PostgreSQL under the backends serving one
+database and its shared background processes (the WAL writer flushes commits for everyone);
+Redis under the server listening on one port. Processes that exit between two readings take
+their CPU with them, so read around a phase in which the engine's processes keep running.
 """
 
 from __future__ import annotations
