@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,41 @@ def find_order(s: Session, snap: OrderSnapshot) -> Order | None:
     return None
 
 
+# Our own orders that news about them may move on their own (not orphans, not adopted).
+_PLACED = ("entry", "take_profit", "exit")
+_ACKNOWLEDGED = select(Order.state, Order.filled_sz, Order.ord_id, Order.purpose).where(
+    Order.cl_ord_id == bindparam("cl_ord_id")
+)
+
+
+def _only_acknowledges(rt: Runtime, snap: OrderSnapshot) -> bool:
+    """Whether ``snap`` only repeats what the ledger holds: our order is live, under this
+    ordId, with nothing filled, and the news says just that (every placement's first push,
+    after the REST answer recorded the acceptance).
+
+    Such news changes nothing ``apply_snapshot`` would decide (no state, fill or figure
+    moves) but ``exchange_updated_ms`` and ``updated_at``, which decide nothing: one read
+    without locks answers it, instead of a locking transaction that writes. Read without the
+    slot lock, it is still exact: news that says no more than the ledger held at one moment
+    never moves an order (states never go back, cumulative fills only grow).
+    """
+    if (
+        snap.fill is not None
+        or snap.state is not OrderState.LIVE
+        or snap.acc_fill_sz != 0
+        or not (snap.cl_ord_id and snap.ord_id)
+    ):
+        return False
+    with rt.ledger.single_statement() as conn:
+        row = conn.execute(_ACKNOWLEDGED, {"cl_ord_id": snap.cl_ord_id}).one_or_none()
+    if row is None:
+        return False
+    state, filled, ord_id, purpose = row
+    return bool(
+        state == OrderState.LIVE and filled == 0 and ord_id == snap.ord_id and purpose in _PLACED
+    )
+
+
 def apply_snapshot_and_follow_up(
     rt: Runtime, snap: OrderSnapshot, *, order_id: int | None = None
 ) -> OrderState | Verdict:
@@ -65,6 +100,8 @@ def apply_snapshot_and_follow_up(
     ``failed`` that the exchange shows is taken back. If another buy holds its slot by
     then, it becomes an orphan: canceled, and what it bought sold at once.
     """
+    if order_id is None and _only_acknowledges(rt, snap):
+        return OrderState.LIVE
     with rt.ledger.begin() as s:
         found = s.get(Order, order_id) if order_id is not None else find_order(s, snap)
         order = adopt(rt, s, snap) if found is None else lock_order(rt.ledger, s, found.id)
