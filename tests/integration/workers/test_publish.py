@@ -21,8 +21,8 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from feed.publish import CeleryPublisher
-from tests import builders
+from feed.publish import CeleryPublisher, task_for
+from tests import builders, stores
 from tests.integration.workers.conftest import Cluster
 from tests.processes import WorkerPool, wait_for
 from tests.venues import MemoryVenue, make_memory_exchange
@@ -171,3 +171,29 @@ def test_a_broker_outage_is_counted_and_the_next_signal_reconnects(tmp_path: Pat
     assert [m["headers"]["task"] for m in queued] == [PROCESS_BUY_SIGNAL]
     args, kwargs, _ = orjson.loads(base64.b64decode(queued[0]["body"]))
     assert args == [to_message(signals[5])] and kwargs == {}
+
+
+def test_the_message_is_the_one_send_task_builds(tmp_path: Path) -> None:
+    """Headers, properties and body as ``app.send_task`` makes them (say, after a Celery
+    upgrade), but for what differs per message or per thread."""
+    url = stores.redis_db_url(15)
+    app = make_app(builders.make_settings(CELERY_BROKER_URL=url, LIMITFLOW_HOME=str(tmp_path)))
+    buy = parse_buy(builders.buy_message(px="1"))
+    sell = parse_sell(builders.sell_message())
+    for signal in (buy, sell):
+        app.send_task(task_for(signal), args=[to_message(signal)], ignore_result=True)
+    publisher = CeleryPublisher(app)
+    publisher(buy)
+    publisher(sell)
+    publisher.close()
+    assert publisher.sent == 2
+    client = redis.Redis.from_url(url)
+    queued = [orjson.loads(raw) for raw in reversed(client.lrange("limitflow", 0, -1))]
+    client.close()
+    for message in queued:
+        for key in ("id", "root_id"):
+            message["headers"][key] = "-"
+        for key in ("correlation_id", "delivery_tag", "reply_to"):  # reply_to: per thread
+            message["properties"][key] = "-"
+    by_send_task, by_publisher = queued[:2], queued[2:]
+    assert by_publisher == by_send_task
