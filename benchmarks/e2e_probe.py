@@ -179,8 +179,6 @@ def _stamp_buy_tasks() -> None:
 
 def run_feed() -> None:
     """Run ``python -m feed`` with the feed's stages stamped."""
-    from celery import Celery
-
     from feed.engine import Engine
     from feed.publish import CeleryPublisher
 
@@ -206,19 +204,19 @@ def run_feed() -> None:
         )
         publish(self, signal)
 
-    send_task = Celery.send_task
+    send = CeleryPublisher._send  # the broker publish, on the publish thread
 
-    def timed_send_task(self: Celery, name: str, args: Any = None, **kw: Any) -> Any:
+    def timed_send(self: CeleryPublisher, task: str, message: dict[str, Any]) -> str:
         begin = _us()
-        result = send_task(self, name, args=args, **kw)
-        if name == BUY_TASK and args:
-            sig = args[0].get("signal_id")
-            _write({"kind": "sent", "sig": sig, "tid": result.id, "begin": begin, "us": _us()})
-        return result
+        task_id = send(self, task, message)
+        if task == BUY_TASK:
+            sig = message.get("signal_id")
+            _write({"kind": "sent", "sig": sig, "tid": task_id, "begin": begin, "us": _us()})
+        return task_id
 
     Engine.handle_raw = timed_handle_raw  # type: ignore[method-assign]
     CeleryPublisher.__call__ = timed_publish  # type: ignore[method-assign]
-    Celery.send_task = timed_send_task  # type: ignore[method-assign]
+    CeleryPublisher._send = timed_send  # type: ignore[method-assign]
     from feed.__main__ import main
 
     sys.argv = ["python -m feed"]
@@ -321,7 +319,7 @@ STAGES = [
     ("ticker push -> feed receives (websocket)", "sim", "feed_in"),
     ("feed: parse + evaluate + signal", "feed_in", "publish"),
     ("publish: hand-off to the publish thread", "publish", "send_begin"),
-    ("publish: send_task (kombu -> Redis)", "send_begin", "send_end"),
+    ("publish: send (kombu -> Redis)", "send_begin", "send_end"),
     ("broker: Redis -> worker consumer", "send_end", "received"),
     ("pool: consumer -> task starts", "received", "prerun"),
     ("worker before the lock", "prerun", "lock"),
