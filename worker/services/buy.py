@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from worker import metrics
+from worker.domain.deadlines import placement_deadline
 from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
@@ -21,7 +24,7 @@ from worker.ledger.admission import Admission, Blocked, late_detail, try_admit
 from worker.ledger.signals import record_outcome, record_signal
 from worker.runtime import Runtime
 from worker.services.intents import Intent
-from worker.services.placement import send
+from worker.services.placement import JustCommitted, send
 from worker.settings import Settings
 from worker.signals import BuySignal, parse_buy
 
@@ -148,8 +151,9 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         max_positions=settings.MAX_OPEN_POSITIONS,
         pending_timeout_seconds=settings.PENDING_TIMEOUT_SECONDS,
     )
+    clock = _RecordingClock(rt.now)
     with rt.ledger.connect() as s:
-        admission = try_admit(rt.ledger, s, request, rt.now)
+        admission = try_admit(rt.ledger, s, request, clock)
     rt.cache.remember_signal(signal.signal_id, "recorded")
     if isinstance(admission, Blocked):
         return _blocked(rt, signal, slot_name, admission)
@@ -161,10 +165,39 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
     intent = Intent(
         admission.order_id, signal.inst_id, signal.strategy, Side.BUY, px, sz, cl_ord_id
     )
-    state = send(rt, intent)
+    state = send(rt, intent, clock.committed(settings.PENDING_TIMEOUT_SECONDS))
     if state == OrderState.LIVE:
         metrics.tick_to_order(signal.created_at)
     return BuyResult(signal.signal_id, slot_name, "accepted", order_state=state)
+
+
+class _RecordingClock:
+    """The runtime's clock, remembering the earliest time it told ``try_admit``.
+
+    ``try_admit`` stamps the intent with a reading of its clock and derives the row's
+    ``deadline_at`` from it (``placement_deadline``). The same derivation from the earliest
+    reading gives that deadline, or an earlier one should ``try_admit`` read the clock more
+    than once: never a later ``expTime`` than the row promises to ``purge_pending``.
+    """
+
+    __slots__ = ("_clock", "_earliest")
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._earliest: datetime | None = None
+
+    def __call__(self) -> datetime:
+        now = self._clock()
+        if self._earliest is None or now < self._earliest:
+            self._earliest = now
+        return now
+
+    def committed(self, pending_timeout_seconds: int) -> JustCommitted | None:
+        """What ``send`` may take for granted about the intent just committed (``None``,
+        and ``send`` reads the row, if ``try_admit`` never read this clock)."""
+        if self._earliest is None:
+            return None
+        return JustCommitted(placement_deadline(self._earliest, pending_timeout_seconds))
 
 
 def _blocked(rt: Runtime, signal: BuySignal, slot_name: str, blocked: Blocked) -> BuyResult:

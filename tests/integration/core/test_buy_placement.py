@@ -1,0 +1,102 @@
+"""The buy path's hand-off from the committed intent to the exchange (issue 10): the writer
+sends what it just committed without reading it back, with the row's own deadline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+
+from tests.builders import buy_message
+from tests.integration.core.conftest import Engine
+from worker.domain.deadlines import placement_deadline, to_epoch_ms
+from worker.exchange.port import OrderRequest, Placement
+from worker.ledger.models import Order
+from worker.services.buy import _RecordingClock, process_buy
+
+
+class Trace:
+    """The SQL statements the ledger runs, and where the order request falls among them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.events: list[str] = []
+        self.requests: list[OrderRequest] = []
+        inner = engine.rt.exchange
+        place = inner.place_order
+
+        def place_order(request: OrderRequest) -> Placement:
+            self.events.append("PLACE")
+            self.requests.append(request)
+            return place(request)
+
+        engine.rt.exchange.place_order = place_order  # type: ignore[method-assign]
+
+    def statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        self.events.append(" ".join(statement.split()))
+
+    def commit(self, conn: Any) -> None:
+        self.events.append("COMMIT")
+
+
+@pytest.fixture
+def trace(engine: Engine) -> Iterator[Trace]:
+    tr = Trace(engine)
+    db = engine.rt.ledger.engine
+    event.listen(db, "before_cursor_execute", tr.statement)
+    event.listen(db, "commit", tr.commit)
+    yield tr
+    event.remove(db, "before_cursor_execute", tr.statement)
+    event.remove(db, "commit", tr.commit)
+
+
+def intent_row(engine: Engine) -> Order:
+    with engine.rt.ledger.begin() as s:
+        return s.scalars(select(Order)).one()
+
+
+def test_the_writer_sends_its_intent_without_reading_it_back(engine: Engine, trace: Trace) -> None:
+    result = process_buy(engine.rt, buy_message())
+    assert (result.outcome, result.order_state) == ("accepted", "live")
+    place = trace.events.index("PLACE")
+    intent = next(i for i, e in enumerate(trace.events) if "INSERT INTO orders" in e)
+    committed = trace.events.index("COMMIT", intent)
+    between = trace.events[committed + 1 : place]
+    assert not [s for s in between if "deadline_at" in s], between  # no second look
+    # The row and the request agree on the deadline (OKX expTime) to the millisecond.
+    [request] = trace.requests
+    row = intent_row(engine)
+    assert row.deadline_at is not None
+    assert request.exp_time_ms == to_epoch_ms(row.deadline_at)
+    assert row.state == "live"
+
+
+def test_a_writer_that_stalled_past_the_deadline_does_not_send(
+    engine: Engine, trace: Trace
+) -> None:
+    # The worker loses the CPU right after its COMMIT, for longer than the send window.
+    stall = lambda conn: engine.clock.advance(11)  # noqa: E731
+    event.listen(engine.rt.ledger.engine, "commit", stall)
+    try:
+        result = process_buy(engine.rt, buy_message())
+    finally:
+        event.remove(engine.rt.ledger.engine, "commit", stall)
+    assert result.outcome == "accepted" and result.order_state == "failed"
+    assert trace.requests == [] and engine.venue.orders() == []
+    row = intent_row(engine)
+    assert row.state == "failed" and "deadline" in (row.last_error or "")
+
+
+def test_the_deadline_comes_from_the_earliest_reading_of_the_clock() -> None:
+    readings = iter([30.0, 10.0, 20.0])
+    base = buy_message()["created_at"] / 1000
+    clock = _RecordingClock(lambda: datetime.fromtimestamp(base + next(readings), UTC))
+    assert clock.committed(60) is None  # never read: the sender reads the row instead
+    first = clock()
+    clock(), clock()
+    committed = clock.committed(60)
+    assert committed is not None
+    earliest = datetime.fromtimestamp(base + 10.0, UTC)
+    assert committed.deadline == placement_deadline(earliest, 60) < placement_deadline(first, 60)
