@@ -15,6 +15,7 @@ from tests.integration.core.conftest import Engine
 from worker.domain.deadlines import placement_deadline, to_epoch_ms
 from worker.exchange.port import OrderRequest, Placement
 from worker.ledger.models import Order
+from worker.ledger.orders import accept_if_pending
 from worker.services.buy import _RecordingClock, process_buy
 
 
@@ -24,13 +25,16 @@ class Trace:
     def __init__(self, engine: Engine) -> None:
         self.events: list[str] = []
         self.requests: list[OrderRequest] = []
+        self.placed_ord_id = ""
         inner = engine.rt.exchange
         place = inner.place_order
 
         def place_order(request: OrderRequest) -> Placement:
             self.events.append("PLACE")
             self.requests.append(request)
-            return place(request)
+            placement = place(request)
+            self.placed_ord_id = placement.ord_id
+            return placement
 
         engine.rt.exchange.place_order = place_order  # type: ignore[method-assign]
 
@@ -100,3 +104,39 @@ def test_the_deadline_comes_from_the_earliest_reading_of_the_clock() -> None:
     assert committed is not None
     earliest = datetime.fromtimestamp(base + 10.0, UTC)
     assert committed.deadline == placement_deadline(earliest, 60) < placement_deadline(first, 60)
+
+
+def test_the_acceptance_is_committed_without_waiting_for_the_disk(
+    engine: Engine, trace: Trace
+) -> None:
+    if engine.rt.ledger.sqlite:
+        pytest.skip("PostgreSQL only: SQLite commits its acceptance as any other write")
+    result = process_buy(engine.rt, buy_message())
+    assert result.order_state == "live"
+    [accept] = [e for e in trace.events if e.startswith("UPDATE orders SET ord_id")]
+    assert "set_config" in accept  # synchronous_commit off, for this statement's transaction
+    row = intent_row(engine)
+    assert (row.state, row.ord_id) == ("live", trace.placed_ord_id)
+    # Nothing leaked into the pooled connections: every other commit waits for the disk.
+    with engine.rt.ledger.single_statement() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    with engine.rt.ledger.connect() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
+def test_an_acceptance_without_flush_lasts_one_transaction_and_moves_only_intents(
+    engine: Engine,
+) -> None:
+    if engine.rt.ledger.sqlite:
+        pytest.skip("PostgreSQL only")
+    process_buy(engine.rt, buy_message())
+    order_id = intent_row(engine).id
+    with engine.rt.ledger.connect() as conn:
+        # Live already: the compare-and-set changes nothing.
+        assert not accept_if_pending(conn, order_id, "other", engine.clock(), flush=False)
+        conn.exec_driver_sql("UPDATE orders SET state = 'pending_submit'")
+        assert accept_if_pending(conn, order_id, "again", engine.clock(), flush=False)
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+    with engine.rt.ledger.connect() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    assert (intent_row(engine).state, intent_row(engine).ord_id) == ("live", "again")
