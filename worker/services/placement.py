@@ -124,10 +124,11 @@ def send(
         rt.schedule(VERIFY_ORDER, [intent.order_id, 0], countdown=VERIFY_DELAYS[0])
         return Verdict.UNKNOWN
     with rt.ledger.single_statement() as conn:
-        # Without waiting for the disk (PostgreSQL): should the database crash before the
-        # flush, the order is found ``pending_submit`` again, and ``purge_pending`` takes the
-        # exchange's word for it, as for any answer that never arrived. Any later commit that
-        # builds on ``live`` (a fill, a cancel) is flushed, and flushes this one with it.
+        # PostgreSQL commits this without waiting for the disk (SQLite has no such switch):
+        # should the database crash before the flush, the order is found ``pending_submit``
+        # again, and ``purge_pending`` takes the exchange's word for it, as for any answer
+        # that never arrived. Any later commit that builds on ``live`` (a fill, a cancel) is
+        # flushed, and flushes this one with it.
         accepted = accept_if_pending(
             conn, intent.order_id, placement.ord_id, rt.now(), flush=rt.ledger.sqlite
         )
