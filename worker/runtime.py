@@ -179,7 +179,7 @@ def _rehearse_buy(rt: Runtime) -> None:
             admitted = fast or try_admit(ledger, conn, request, lambda: now)
             order_id = admitted.order_id if isinstance(admitted, Admitted) else 0
             conn.execute(SENDABLE, {"order_id": order_id})  # the sender's last look
-            accept_if_pending(conn, order_id, "warm-up", now)
+            accept_if_pending(conn, order_id, "warm-up", now, flush=ledger.sqlite)
             raise _Rollback
     except _Rollback:
         pass

@@ -94,9 +94,11 @@ class Admission:
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """The intent is written (``pending_submit``) and the signal recorded ``accepted``."""
+    """The intent is written (``pending_submit``) and the signal recorded ``accepted``;
+    ``deadline_at`` is the row's: the ``expTime`` its writer sends it with."""
 
     order_id: int
+    deadline_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +290,7 @@ def fast_admit(
     ):
         return None
     params = _blocker_params(request, now)
+    deadline = placement_deadline(now, request.pending_timeout_seconds)
     row = conn.execute(
         FAST_ADMIT,
         {
@@ -302,14 +305,14 @@ def fast_admit(
             "px": request.px,
             "sz": request.sz,
             "now": now,
-            "deadline": placement_deadline(now, request.pending_timeout_seconds),
+            "deadline": deadline,
             "kind": signal.kind,
             "created_ms": signal.created_at,
             "payload": to_message(signal),
         },
     ).one()
     if row.verdict == "admitted":
-        return Admitted(int(row.admitted_id))
+        return Admitted(int(row.admitted_id), deadline)
     if row.verdict == SkipReason.DUPLICATE:
         return Blocked(SkipReason.DUPLICATE)
     return None
@@ -366,7 +369,7 @@ def try_admit(
         session.execute(_UNDO_SIGNAL, undo)
         session.execute(_UNDO_INTENT, undo)
         return _refuse(ledger, session, request, now, SkipReason.RISK_LIMIT, detail)
-    return Admitted(order_id)
+    return Admitted(order_id, placement_deadline(now, request.pending_timeout_seconds))
 
 
 def _first(row: Any) -> SkipReason | None:

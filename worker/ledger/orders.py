@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, Update, bindparam, exists, select, true, update
+from sqlalchemy import Table, Update, bindparam, exists, func, select, true, update
 from sqlalchemy.orm import Session
 
 from worker import metrics
@@ -120,11 +120,11 @@ def apply_event_to(order: Order, event: OrderEvent, now: datetime, error: str = 
     return False
 
 
-def _accept_statement() -> Update:
+def _accept_statement(*, flush: bool = True) -> Update:
     source = OrderState.PENDING_SUBMIT
     target = apply_event(source, OrderEvent.ACCEPTED)
     orders = cast(Table, Order.__table__)
-    return (
+    stmt = (
         update(orders)
         .where(orders.c.id == bindparam("b_order_id"), orders.c.state == source.value)
         .values(
@@ -133,20 +133,34 @@ def _accept_statement() -> Update:
             updated_at=bindparam("b_now", type_=orders.c.updated_at.type),
         )
     )
+    if not flush:
+        # PostgreSQL, autocommit: the statement is its own transaction, and a row it writes
+        # has passed this condition, so that transaction commits without waiting for its WAL
+        # flush (set_config(..., true) lasts until the end of the transaction: nothing leaks
+        # into the pooled connection).
+        stmt = stmt.where(func.set_config("synchronous_commit", "off", true()) == "off")
+    return stmt
 
 
 ACCEPT_IF_PENDING = _accept_statement()
+ACCEPT_IF_PENDING_NO_FLUSH = _accept_statement(flush=False)
 
 
-def accept_if_pending(session: Executor, order_id: int, ord_id: str, now: datetime) -> bool:
+def accept_if_pending(
+    session: Executor, order_id: int, ord_id: str, now: datetime, *, flush: bool = True
+) -> bool:
     """Move a ``pending_submit`` order to the table's target for ACCEPTED in one statement.
 
     A compare-and-set that needs no slot lock: it only ever moves the order out of
     ``pending_submit``; return False (changing nothing) when the order is already elsewhere.
+
+    ``flush=False`` (PostgreSQL, a connection in autocommit mode only) commits without
+    waiting for the disk (``synchronous_commit = off`` for this statement alone): for the
+    record of a fact that the exchange keeps, which a crash of the database may lose but
+    nothing contradicts. See ``worker.services.placement.send``.
     """
-    result = session.execute(
-        ACCEPT_IF_PENDING, {"b_order_id": order_id, "b_ord_id": ord_id, "b_now": now}
-    )
+    stmt = ACCEPT_IF_PENDING if flush else ACCEPT_IF_PENDING_NO_FLUSH
+    result = session.execute(stmt, {"b_order_id": order_id, "b_ord_id": ord_id, "b_now": now})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

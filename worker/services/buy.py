@@ -21,7 +21,7 @@ from worker.ledger.admission import Admission, Blocked, admit, late_detail
 from worker.ledger.signals import record_outcome, record_signal
 from worker.runtime import Runtime
 from worker.services.intents import Intent
-from worker.services.placement import send
+from worker.services.placement import JustCommitted, send
 from worker.settings import Settings
 from worker.signals import BuySignal, parse_buy
 
@@ -160,7 +160,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
     intent = Intent(
         admission.order_id, signal.inst_id, signal.strategy, Side.BUY, px, sz, cl_ord_id
     )
-    state = send(rt, intent)
+    state = send(rt, intent, JustCommitted(admission.deadline_at))
     if state == OrderState.LIVE:
         metrics.tick_to_order(signal.created_at)
     return BuyResult(signal.signal_id, slot_name, "accepted", order_state=state)

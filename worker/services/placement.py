@@ -9,6 +9,8 @@ learned by looking the order up by ``clOrdId`` (``worker.services.lookup``, run 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 
 from worker import metrics
 from worker.domain.deadlines import to_epoch_ms
@@ -38,22 +40,55 @@ def finish(rt: Runtime, intents: list[Intent], freed: list[Slot]) -> None:
         send(rt, intent)
 
 
-def send(rt: Runtime, intent: Intent) -> OrderState | Verdict:
+@dataclass(frozen=True, slots=True)
+class JustCommitted:
+    """What the writer of an intent knows of it, having committed it in the same call a
+    moment ago: it is ``pending_submit`` and its deadline (``deadline_at``) is ``deadline``."""
+
+    deadline: datetime
+
+
+def send(
+    rt: Runtime, intent: Intent, committed: JustCommitted | None = None
+) -> OrderState | Verdict:
     """Send an intent once; return ``live``, ``rejected``, ``unknown`` (the answer is to
     come: a lookup is scheduled), or the state the intent was found in when it may no longer
     be sent (``gone`` when there is no such row).
 
-    The row is read again just before sending: only a ``pending_submit`` intent whose
-    deadline is still ahead goes out, with that deadline as OKX ``expTime``. One that missed
-    its deadline was never sent by anyone (only its writer sends it): it failed.
+    Only a ``pending_submit`` intent whose deadline is still ahead goes out, with that
+    deadline as OKX ``expTime``. One that missed its deadline was never sent by anyone (only
+    its writer sends it): it failed.
+
+    The row is read again just before sending, unless ``committed`` says what it holds: only
+    the call that committed the intent a moment ago may say so (the buy path, right after
+    ``try_admit``), and then the read could not find anything else, because nobody else
+    moves a young ``pending_submit`` intent out of that state:
+
+    - ``purge_pending`` and ``sync_active_orders`` leave an intent alone until it is
+      ``PENDING_TIMEOUT_SECONDS`` old, and even then declare it ``failed`` only once its
+      deadline plus the clock skew has passed (``lookup``); the deadline is checked here
+      before sending, so a writer that stalled past it goes the slow way
+      (``_missed_deadline``: slot lock, fresh read);
+    - a push or a lookup can only report an order the exchange holds, and its ``clOrdId`` has
+      not been sent: it is derived from a signal that the ledger admits once (a redelivered
+      signal is a ``duplicate``), and ``cl_ord_id`` is unique in the ledger;
+    - an operator's ``cancel-buys`` marks the intent ``cancel_requested_at`` and looks it up,
+      which cannot declare it failed before its deadline; it does not read that mark here
+      either way;
+    - nothing deletes an intent.
+
+    Every other caller (sells, the orders that ``settle`` creates, retries) reads the row.
     """
-    with rt.ledger.single_statement() as conn:
-        row = conn.execute(SENDABLE, {"order_id": intent.order_id}).one_or_none()
-    if row is None:
-        return Verdict.GONE
-    state, deadline = OrderState(row[0]), row[1]
-    if state is not OrderState.PENDING_SUBMIT:
-        return state  # settled meanwhile (purge_pending, a push): nothing to send
+    if committed is None:
+        with rt.ledger.single_statement() as conn:
+            row = conn.execute(SENDABLE, {"order_id": intent.order_id}).one_or_none()
+        if row is None:
+            return Verdict.GONE
+        state, deadline = OrderState(row[0]), row[1]
+        if state is not OrderState.PENDING_SUBMIT:
+            return state  # settled meanwhile (purge_pending, a push): nothing to send
+    else:
+        deadline = committed.deadline
     if deadline is not None and rt.now() >= deadline:
         return _missed_deadline(rt, intent)
     exp_time_ms = to_epoch_ms(deadline) if deadline is not None else None
@@ -89,7 +124,14 @@ def send(rt: Runtime, intent: Intent) -> OrderState | Verdict:
         rt.schedule(VERIFY_ORDER, [intent.order_id, 0], countdown=VERIFY_DELAYS[0])
         return Verdict.UNKNOWN
     with rt.ledger.single_statement() as conn:
-        accepted = accept_if_pending(conn, intent.order_id, placement.ord_id, rt.now())
+        # PostgreSQL commits this without waiting for the disk (SQLite has no such switch):
+        # should the database crash before the flush, the order is found ``pending_submit``
+        # again, and ``purge_pending`` takes the exchange's word for it, as for any answer
+        # that never arrived. Any later commit that builds on ``live`` (a fill, a cancel) is
+        # flushed, and flushes this one with it.
+        accepted = accept_if_pending(
+            conn, intent.order_id, placement.ord_id, rt.now(), flush=rt.ledger.sqlite
+        )
     if accepted:
         metrics.order_state(intent.side, OrderState.LIVE.value)
     else:

@@ -240,6 +240,7 @@ def test_the_function_decides_as_try_admit_does(ledger: Ledger, state: dict[str,
     if isinstance(fast, Admitted):
         assert isinstance(reference, Admitted)
         assert after_fast == after_reference  # the same intent and signal row, to the column
+        assert fast.deadline_at == reference.deadline_at
     elif fast is None:
         assert after_fast == seeded  # nothing kept
         if state["late_ms"] > -FAST_WAIT_MS:
@@ -356,6 +357,9 @@ def test_a_free_slot_is_admitted_in_one_round_trip(ledger: Ledger, tmp_path: Any
     assert isinstance(decided, Admitted)
     assert statements == ["SELECT admitted_id, verdict FROM limitflow_admit"]
     assert commits == []  # autocommit: the statement is its own transaction
+    with ledger.connect() as conn:  # the deadline its writer sends is the row's
+        row = conn.execute(select(Order.deadline_at)).scalar_one()
+    assert decided.deadline_at == row
 
 
 def test_a_slow_slot_lock_leaves_the_decision_to_try_admit(ledger: Ledger) -> None:

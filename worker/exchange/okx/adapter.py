@@ -116,9 +116,11 @@ class OkxExchange:
         if not data:
             raise MalformedResponse("okx POST /api/v5/trade/order: accepted without data")
         placement = parse_placement(data[0])
+        # DEBUG: the caller logs the placement at INFO (``order.placed``), with more fields.
         log_event(
             log,
             "okx.order_placed",
+            logging.DEBUG,
             inst_id=request.inst_id,
             cl_ord_id=placement.cl_ord_id,
             ord_id=placement.ord_id,

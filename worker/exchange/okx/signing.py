@@ -28,3 +28,17 @@ def rest_signature(secret: str, timestamp: str, method: str, request_path: str, 
 def ws_login_signature(secret: str, timestamp: str) -> str:
     """Sign a websocket login: ``timestamp (epoch seconds) + 'GET' + '/users/self/verify'``."""
     return sign(secret, f"{timestamp}GET/users/self/verify")
+
+
+class RestSigner:
+    """``rest_signature`` with the HMAC key prepared once (a request signs a copy of it)."""
+
+    __slots__ = ("_hmac",)
+
+    def __init__(self, secret: str) -> None:
+        self._hmac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+
+    def sign(self, timestamp: str, method: str, request_path: str, body: str) -> str:
+        mac = self._hmac.copy()
+        mac.update(f"{timestamp}{method.upper()}{request_path}{body}".encode())
+        return base64.b64encode(mac.digest()).decode()
