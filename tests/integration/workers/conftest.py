@@ -162,3 +162,21 @@ def cluster(request: pytest.FixtureRequest, broker: Broker, tmp_path: Path) -> I
         server.stop()
     ledger.engine.dispose()
     stores.drop_pg_database(db_url)
+
+
+def embedded_default_env(
+    home: Path, exchange_url: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, str], Any]:
+    """A first run's environment, with no servers: SQLite and the file-system broker under
+    ``home``, the venue at ``exchange_url``; and its settings."""
+    env = {
+        "LIMITFLOW_HOME": str(home),
+        "LIMITFLOW_EXCHANGE": exchange_url,
+        "MEMORY_SYNC_INTERVAL_SECONDS": "0",
+        "LOG_LEVEL": "INFO",
+    }
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        monkeypatch.delenv(key, raising=False)
+    settings = builders.make_settings(**env)
+    assert settings.database_url.startswith("sqlite") and settings.broker_url == "filesystem://"
+    return env, settings

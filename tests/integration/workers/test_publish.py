@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from feed.publish import CeleryPublisher, task_for
 from tests import builders, stores
-from tests.integration.workers.conftest import Cluster
+from tests.integration.workers.conftest import Cluster, embedded_default_env
 from tests.processes import WorkerPool, wait_for
 from tests.venues import MemoryVenue, make_memory_exchange
 from worker.app import PROCESS_BUY_SIGNAL, make_app
@@ -70,16 +70,7 @@ def test_a_published_buy_runs_on_the_embedded_default(
     """SQLite and the file-system broker, as ``python -m feed`` publishes with no servers."""
     venue = make_memory_exchange()
     server = serve_memory_exchange(venue)
-    env = {
-        "LIMITFLOW_HOME": str(tmp_path),
-        "LIMITFLOW_EXCHANGE": server.url,
-        "MEMORY_SYNC_INTERVAL_SECONDS": "0",
-        "LOG_LEVEL": "INFO",
-    }
-    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
-        monkeypatch.delenv(key, raising=False)
-    settings = builders.make_settings(**env)
-    assert settings.broker_url == "filesystem://"
+    env, settings = embedded_default_env(tmp_path, server.url, monkeypatch)
     upgrade(settings.database_url)
     pool = WorkerPool(env, tmp_path)
     ledger = Ledger.from_url(settings.database_url)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from tests import builders
-from tests.integration.workers.conftest import Cluster
+from tests.integration.workers.conftest import Cluster, embedded_default_env
 from tests.processes import ROOT, WorkerPool, wait_drained, wait_for
 from tests.venues import SimVenue, make_memory_exchange
 from worker.app import PROCESS_BUY_SIGNAL, make_app
@@ -119,16 +119,7 @@ def test_the_embedded_default_runs_without_any_server(
     """SQLite and the file-system broker: a worker process buys from an enqueued signal."""
     venue = make_memory_exchange()
     server = serve_memory_exchange(venue)
-    env = {
-        "LIMITFLOW_HOME": str(tmp_path),
-        "LIMITFLOW_EXCHANGE": server.url,
-        "MEMORY_SYNC_INTERVAL_SECONDS": "0",
-        "LOG_LEVEL": "INFO",
-    }
-    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
-        monkeypatch.delenv(key, raising=False)
-    settings = builders.make_settings(**env)
-    assert settings.database_url.startswith("sqlite") and settings.broker_url == "filesystem://"
+    env, settings = embedded_default_env(tmp_path, server.url, monkeypatch)
     assert run(["worker", "migrate"], env, tmp_path).returncode == 0
     pool = WorkerPool(env, tmp_path)
     try:
