@@ -21,7 +21,7 @@ from worker.domain.money import InstrumentRules
 from worker.domain.strategies import HOURLY
 from worker.exchange.factory import build_exchange
 from worker.exchange.port import Exchange, WarmsUp
-from worker.ledger.admission import Admission, Admitted, fast_admit, try_admit
+from worker.ledger.admission import Admission, Admitted, Blocked, fast_admit, try_admit
 from worker.ledger.db import Ledger, utcnow
 from worker.ledger.orders import SENDABLE, accept_if_pending
 from worker.logs import log_event
@@ -138,28 +138,54 @@ class _Rollback(Exception):
     """Ends the rehearsal's transaction without committing anything."""
 
 
+# PostgreSQL plans a cached statement afresh for its first five executions, then settles on a
+# generic plan: the one-round-trip admission's statements (``limitflow_admit``) are cheapest
+# from the sixth call on a connection.
+REHEARSALS = 6
+
+
 def _rehearse_buy(rt: Runtime) -> None:
-    """Run the buy path's statements once, in a transaction that is rolled back.
+    """Run the buy path's statements, in a transaction that is rolled back.
 
     It opens the pool's first connection, and SQLAlchemy compiles each statement on its
-    first use (about 10 ms of CPU for the buy path's four: more than the rest of a warm buy).
-    Nothing is committed; the slot and ids are this process's own, so that concurrent
-    rehearsals never wait on each other's rows.
+    first use (about 10 ms of CPU for the buy path's four: more than the rest of a warm buy);
+    on PostgreSQL the admission runs ``REHEARSALS`` times, on slots of its own, so that the
+    first real buys find its plans settled. Nothing is committed; the slots and ids are this
+    process's own, so that concurrent rehearsals never wait on each other's rows.
     """
     now = rt.now()
+    ledger = rt.ledger
+    requests = [_rehearsal(rt, now, k) for k in range(1 if ledger.sqlite else REHEARSALS)]
+    try:
+        with ledger.connect() as conn:
+            admitted: Admitted | Blocked | None = None
+            for request in requests:  # PostgreSQL's one-round-trip admission
+                admitted = None if ledger.sqlite else fast_admit(conn, request, lambda: now)
+            # Then, unless PostgreSQL admitted it, the full decision on the last slot.
+            admitted = admitted or try_admit(ledger, conn, requests[-1], lambda: now)
+            order_id = admitted.order_id if isinstance(admitted, Admitted) else 0
+            conn.execute(SENDABLE, {"order_id": order_id})  # the sender's last look
+            accept_if_pending(conn, order_id, "warm-up", now, flush=ledger.sqlite)
+            raise _Rollback
+    except _Rollback:
+        pass
+
+
+def _rehearsal(rt: Runtime, now: datetime, k: int) -> Admission:
+    """A buy of one unit at 1 on this process's ``k``-th rehearsal slot."""
     now_ms = int(now.timestamp() * 1000)
     signal = BuySignal(
         v=1,
         kind="buy",
-        signal_id=f"warm-up:{os.getpid()}:{now_ms}",
+        signal_id=f"warm-up:{os.getpid()}:{now_ms}:{k}",
         strategy=HOURLY.id,
-        inst_id="WARMUP-USDT",
+        inst_id=f"WARMUP{k}P{os.getpid()}-USDT",
         px=Decimal(1),
         quote_sz=Decimal(1),
         created_at=now_ms,
     )
     settings = rt.settings
-    request = Admission(
+    return Admission(
         signal=signal,
         cl_ord_id=buy_cl_ord_id(signal.strategy, signal.signal_id),
         px=Decimal(1),
@@ -170,19 +196,6 @@ def _rehearse_buy(rt: Runtime) -> None:
         max_positions=settings.MAX_OPEN_POSITIONS,
         pending_timeout_seconds=settings.PENDING_TIMEOUT_SECONDS,
     )
-    ledger = rt.ledger
-    try:
-        with ledger.connect() as conn:
-            # PostgreSQL's one-round-trip admission first (its function plans its statements
-            # on the connection's first call), then the full decision on the same slot.
-            fast = None if ledger.sqlite else fast_admit(conn, request, lambda: now)
-            admitted = fast or try_admit(ledger, conn, request, lambda: now)
-            order_id = admitted.order_id if isinstance(admitted, Admitted) else 0
-            conn.execute(SENDABLE, {"order_id": order_id})  # the sender's last look
-            accept_if_pending(conn, order_id, "warm-up", now, flush=ledger.sqlite)
-            raise _Rollback
-    except _Rollback:
-        pass
 
 
 def set_runtime(rt: Runtime | None) -> None:

@@ -40,7 +40,7 @@ from worker.ledger.admission import (
 )
 from worker.ledger.db import Ledger
 from worker.ledger.models import EngineFlag, Lot, Order, Signal
-from worker.runtime import Runtime
+from worker.runtime import REHEARSALS, Runtime, _rehearse_buy
 from worker.services.buy import process_buy
 from worker.signals import parse_buy
 
@@ -396,3 +396,23 @@ def test_process_buy_on_postgresql_goes_through_the_function(
     assert process_buy(rt, builders.buy_message()).order_state == "live"
     assert sum("limitflow_admit" in c for c in calls) == 1
     assert not any(c.startswith("INSERT INTO slots") for c in calls)
+
+
+def test_the_warm_up_rehearses_the_admission_and_keeps_nothing(
+    ledger: Ledger, db_url: str, tmp_path: Any
+) -> None:
+    """A worker process's warm-up runs the admission REHEARSALS times (PostgreSQL's plans
+    settle after five) on slots of its own, and rolls everything back."""
+    calls: list[str] = []
+
+    @event.listens_for(ledger.engine, "before_cursor_execute")
+    def _seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        calls.append(statement)
+
+    settings_ = builders.make_settings(DATABASE_URL=db_url, LIMITFLOW_HOME=tmp_path)
+    rt = Runtime(settings_, ledger, make_memory_exchange(), builders.RecordingScheduler())
+    _rehearse_buy(rt)
+    assert sum("limitflow_admit" in c for c in calls) == REHEARSALS
+    with ledger.connect() as conn:
+        assert _rows(conn) == ([], [])
+        assert conn.execute(text("SELECT count(*) FROM slots")).scalar_one() == 0
