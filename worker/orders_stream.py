@@ -8,27 +8,72 @@ Run one per account. Configuration comes from the environment (see ``worker.sett
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 from types import FrameType
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from worker import metrics_server, notify, preflight
 from worker.banner import log_banner
-from worker.exchange.okx.private_stream import OrdersStream
+from worker.exchange.okx.private_stream import OrdersStream, Publish
 from worker.exchange.okx.rest import Credentials
-from worker.logs import configure_logging
+from worker.exchange.port import snapshot_from_message
+from worker.ledger.db import Ledger
+from worker.ledger.orders import only_acknowledges
+from worker.logs import configure_logging, log_event
 from worker.settings import Settings, get_settings
+from worker.task_names import APPLY_ORDER_UPDATE
 
 # A broker that comes up a moment after the process (compose) is waited for this many seconds.
 STARTUP_RETRIES = 2
 
+log = logging.getLogger("limitflow.orders_stream")
+
+
+def unless_acknowledged(send: Publish, ledger: Ledger | None) -> Publish:
+    """``send``, except for news the ledger already holds: a push that only acknowledges a
+    placement (``worker.ledger.orders.only_acknowledges``: our order live under that ordId,
+    nothing filled) costs a read here instead of a task through the broker and a worker.
+
+    Only a positive answer from the ledger keeps a push back: without a ledger (the embedded
+    default), with the database unreachable, or for a message it cannot read, the push goes
+    to the workers as always, and they decide.
+    """
+    if ledger is None:
+        return send
+
+    def publish(name: str, args: list[object]) -> None:
+        if name == APPLY_ORDER_UPDATE and args and isinstance(args[0], dict):
+            try:
+                known = only_acknowledges(ledger, snapshot_from_message(args[0]))
+            except (SQLAlchemyError, KeyError, ValueError, TypeError) as exc:
+                log_event(log, "orders_stream.check_failed", logging.DEBUG, error=repr(exc))
+                known = False
+            if known:
+                log_event(log, "orders_stream.acknowledged", logging.DEBUG, **_ids(args[0]))
+                return
+        send(name, args)
+
+    return publish
+
+
+def _ids(message: dict[str, object]) -> dict[str, object]:
+    return {"cl_ord_id": message.get("cl_ord_id"), "ord_id": message.get("ord_id")}
+
 
 def build_stream(settings: Settings) -> OrdersStream:
-    """Wire the stream to the Celery app of this process."""
+    """Wire the stream to the Celery app of this process, and to the ledger on PostgreSQL
+    (``unless_acknowledged``; the embedded default's SQLite file is the workers' alone)."""
     # Here, not at the top (--help): importing worker.app builds the Celery app.
     from worker.app import app
 
-    def publish(name: str, args: list[object]) -> None:
+    def send(name: str, args: list[object]) -> None:
         app.send_task(name, args=args)
+
+    url = settings.database_url
+    ledger = Ledger.from_url(url) if url.startswith("postgresql") else None
+    publish = unless_acknowledged(send, ledger)
 
     credentials = Credentials(
         settings.OKX_API_KEY, settings.OKX_API_SECRET, settings.OKX_API_PASSPHRASE

@@ -193,3 +193,39 @@ def slot_taken_by_another(
         lot_others,
     )
     return bool(session.execute(select(open_buy | unsold)).scalar())
+
+
+# Our own orders that news about them may move on their own (not orphans, not adopted).
+_PLACED = ("entry", "take_profit", "exit")
+_ACKNOWLEDGED = select(Order.state, Order.filled_sz, Order.ord_id, Order.purpose).where(
+    Order.cl_ord_id == bindparam("cl_ord_id")
+)
+
+
+def only_acknowledges(ledger: Ledger, snap: OrderSnapshot) -> bool:
+    """Whether ``snap`` only repeats what the ledger holds: our order is live, under this
+    ordId, with nothing filled, and the news says just that (every placement's first push,
+    after the REST answer recorded the acceptance).
+
+    Such news changes nothing ``apply_snapshot`` would decide (no state, fill or figure
+    moves) but ``exchange_updated_ms`` and ``updated_at``, which decide nothing: one read
+    without locks answers it, instead of a locking transaction that writes. Read without the
+    slot lock, it is still exact: news that says no more than the ledger held at one moment
+    never moves an order (states never go back, cumulative fills only grow). The orders
+    stream asks it too, to keep such news off the broker (``worker.orders_stream``).
+    """
+    if (
+        snap.fill is not None
+        or snap.state is not OrderState.LIVE
+        or snap.acc_fill_sz != 0
+        or not (snap.cl_ord_id and snap.ord_id)
+    ):
+        return False
+    with ledger.single_statement() as conn:
+        row = conn.execute(_ACKNOWLEDGED, {"cl_ord_id": snap.cl_ord_id}).one_or_none()
+    if row is None:
+        return False
+    state, filled, ord_id, purpose = row
+    return bool(
+        state == OrderState.LIVE and filled == 0 and ord_id == snap.ord_id and purpose in _PLACED
+    )

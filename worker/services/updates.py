@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,12 @@ from worker.domain.orders import OrderState, Side
 from worker.domain.results import Verdict
 from worker.exchange.port import OrderSnapshot, snapshot_from_message
 from worker.ledger.models import ORPHAN, Lot, Order
-from worker.ledger.orders import lock_order, slot_taken_by_another, try_apply_snapshot
+from worker.ledger.orders import (
+    lock_order,
+    only_acknowledges,
+    slot_taken_by_another,
+    try_apply_snapshot,
+)
 from worker.logs import log_event
 from worker.runtime import Runtime
 from worker.services.exits import place_exit
@@ -52,41 +57,6 @@ def find_order(s: Session, snap: OrderSnapshot) -> Order | None:
     return None
 
 
-# Our own orders that news about them may move on their own (not orphans, not adopted).
-_PLACED = ("entry", "take_profit", "exit")
-_ACKNOWLEDGED = select(Order.state, Order.filled_sz, Order.ord_id, Order.purpose).where(
-    Order.cl_ord_id == bindparam("cl_ord_id")
-)
-
-
-def _only_acknowledges(rt: Runtime, snap: OrderSnapshot) -> bool:
-    """Whether ``snap`` only repeats what the ledger holds: our order is live, under this
-    ordId, with nothing filled, and the news says just that (every placement's first push,
-    after the REST answer recorded the acceptance).
-
-    Such news changes nothing ``apply_snapshot`` would decide (no state, fill or figure
-    moves) but ``exchange_updated_ms`` and ``updated_at``, which decide nothing: one read
-    without locks answers it, instead of a locking transaction that writes. Read without the
-    slot lock, it is still exact: news that says no more than the ledger held at one moment
-    never moves an order (states never go back, cumulative fills only grow).
-    """
-    if (
-        snap.fill is not None
-        or snap.state is not OrderState.LIVE
-        or snap.acc_fill_sz != 0
-        or not (snap.cl_ord_id and snap.ord_id)
-    ):
-        return False
-    with rt.ledger.single_statement() as conn:
-        row = conn.execute(_ACKNOWLEDGED, {"cl_ord_id": snap.cl_ord_id}).one_or_none()
-    if row is None:
-        return False
-    state, filled, ord_id, purpose = row
-    return bool(
-        state == OrderState.LIVE and filled == 0 and ord_id == snap.ord_id and purpose in _PLACED
-    )
-
-
 def apply_snapshot_and_follow_up(
     rt: Runtime, snap: OrderSnapshot, *, order_id: int | None = None
 ) -> OrderState | Verdict:
@@ -100,7 +70,7 @@ def apply_snapshot_and_follow_up(
     ``failed`` that the exchange shows is taken back. If another buy holds its slot by
     then, it becomes an orphan: canceled, and what it bought sold at once.
     """
-    if order_id is None and _only_acknowledges(rt, snap):
+    if order_id is None and only_acknowledges(rt.ledger, snap):
         return OrderState.LIVE
     with rt.ledger.begin() as s:
         found = s.get(Order, order_id) if order_id is not None else find_order(s, snap)

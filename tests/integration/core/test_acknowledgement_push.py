@@ -108,15 +108,15 @@ def test_news_is_applied_as_the_full_path_applies_it(
     name, order, news = case
     snap = replace(NEWS, **news)
     judged: list[bool] = []
-    only_acknowledges = updates._only_acknowledges
+    only_acknowledges = updates.only_acknowledges
 
-    def spy(rt: Any, snap: OrderSnapshot) -> bool:
-        judged.append(only_acknowledges(rt, snap))
+    def spy(ledger: Any, snap: OrderSnapshot) -> bool:
+        judged.append(only_acknowledges(ledger, snap))
         return judged[-1]
 
     outcomes = []
-    for shortcut in (spy, lambda rt, snap: False):
-        monkeypatch.setattr(updates, "_only_acknowledges", shortcut)
+    for shortcut in (spy, lambda ledger, snap: False):
+        monkeypatch.setattr(updates, "only_acknowledges", shortcut)
         _seed(engine, order)
         outcomes.append((engine.apply(snap), _ledger(engine)))
     assert outcomes[0] == outcomes[1]
