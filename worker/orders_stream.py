@@ -2,7 +2,8 @@
 
 Run one per account. Configuration comes from the environment (see ``worker.settings``):
 ``OKX_WS_PRIVATE_URL``, ``OKX_API_KEY``, ``OKX_API_SECRET``, ``OKX_API_PASSPHRASE``,
-``CELERY_BROKER_URL``, ``LOG_FORMAT``, ``LOG_LEVEL``.
+``CELERY_BROKER_URL``, ``LOG_FORMAT``, ``LOG_LEVEL``, and ``DATABASE_URL``: on PostgreSQL
+the stream reads the ledger to keep back pushes it already holds (``unless_acknowledged``).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m worker.orders_stream",
         description=(__doc__ or "").split("\n\n", 1)[0].replace("``", ""),
         epilog="Configuration comes from the environment: OKX_WS_PRIVATE_URL, OKX_API_KEY, "
-        "OKX_API_SECRET, OKX_API_PASSPHRASE, OKX_DEMO, CELERY_BROKER_URL, LOG_FORMAT, LOG_LEVEL "
+        "OKX_API_SECRET, OKX_API_PASSPHRASE, OKX_DEMO, CELERY_BROKER_URL, DATABASE_URL, "
+        "LOG_FORMAT, LOG_LEVEL "
         "(see the README). Run one per account; stop it with SIGINT or SIGTERM.",
     )
     parser.parse_args(argv)
