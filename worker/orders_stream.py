@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import time
+from collections.abc import Callable
 from types import FrameType
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,7 +22,7 @@ from worker.banner import log_banner
 from worker.exchange.okx.private_stream import OrdersStream, Publish
 from worker.exchange.okx.rest import Credentials
 from worker.exchange.port import snapshot_from_message
-from worker.ledger.db import Ledger
+from worker.ledger.db import Ledger, make_engine
 from worker.ledger.orders import only_acknowledges
 from worker.logs import configure_logging, log_event
 from worker.settings import Settings, get_settings
@@ -32,35 +34,75 @@ STARTUP_RETRIES = 2
 log = logging.getLogger("limitflow.orders_stream")
 
 
-def unless_acknowledged(send: Publish, ledger: Ledger | None) -> Publish:
+# The stream must never wait on the database for long: fills queue behind it. Its reads give
+# up after these (a dead server is noticed by TCP keepalives within about 9 s), and after a
+# failure it forwards everything without asking for this long.
+LEDGER_CONNECT_ARGS = {
+    "connect_timeout": 2,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "options": "-c statement_timeout=1000",
+}
+PAUSE_AFTER_FAILURE_SECONDS = 30.0
+
+
+def unless_acknowledged(
+    send: Publish, ledger: Ledger | None, clock: Callable[[], float] = time.monotonic
+) -> Publish:
     """``send``, except for news the ledger already holds: a push that only acknowledges a
     placement (``worker.ledger.orders.only_acknowledges``: our order live under that ordId,
     nothing filled) costs a read here instead of a task through the broker and a worker.
 
     Only a positive answer from the ledger keeps a push back: without a ledger (the embedded
     default), with the database unreachable, or for a message it cannot read, the push goes
-    to the workers as always, and they decide.
+    to the workers as always, and they decide. After a failed read it does not ask again for
+    ``PAUSE_AFTER_FAILURE_SECONDS``, so an unreachable database costs one timeout, not one
+    per push.
     """
     if ledger is None:
         return send
+    paused_until = [0.0]
+
+    def kept_back(message: object) -> bool:
+        if not isinstance(message, dict) or clock() < paused_until[0]:
+            return False
+        if not _known(ledger, message, paused_until, clock):
+            return False
+        ids = {"cl_ord_id": message.get("cl_ord_id"), "ord_id": message.get("ord_id")}
+        log_event(log, "orders_stream.acknowledged", logging.DEBUG, **ids)
+        return True
 
     def publish(name: str, args: list[object]) -> None:
-        if name == APPLY_ORDER_UPDATE and args and isinstance(args[0], dict):
-            try:
-                known = only_acknowledges(ledger, snapshot_from_message(args[0]))
-            except (SQLAlchemyError, KeyError, ValueError, TypeError) as exc:
-                log_event(log, "orders_stream.check_failed", logging.DEBUG, error=repr(exc))
-                known = False
-            if known:
-                log_event(log, "orders_stream.acknowledged", logging.DEBUG, **_ids(args[0]))
-                return
-        send(name, args)
+        if not (name == APPLY_ORDER_UPDATE and args and kept_back(args[0])):
+            send(name, args)
 
     return publish
 
 
-def _ids(message: dict[str, object]) -> dict[str, object]:
-    return {"cl_ord_id": message.get("cl_ord_id"), "ord_id": message.get("ord_id")}
+def _known(
+    ledger: Ledger,
+    message: dict[str, object],
+    paused_until: list[float],
+    clock: Callable[[], float],
+) -> bool:
+    try:
+        snap = snapshot_from_message(message)
+    except (KeyError, ValueError, TypeError):
+        return False  # the workers record it as invalid
+    try:
+        return only_acknowledges(ledger, snap)
+    except SQLAlchemyError as exc:
+        paused_until[0] = clock() + PAUSE_AFTER_FAILURE_SECONDS
+        log_event(
+            log,
+            "orders_stream.ledger_unavailable",
+            logging.WARNING,
+            error=type(exc).__name__,
+            forward_all_for_seconds=PAUSE_AFTER_FAILURE_SECONDS,
+        )
+        return False
 
 
 def build_stream(settings: Settings) -> OrdersStream:
@@ -73,7 +115,8 @@ def build_stream(settings: Settings) -> OrdersStream:
         app.send_task(name, args=args)
 
     url = settings.database_url
-    ledger = Ledger.from_url(url) if url.startswith("postgresql") else None
+    pg = url.startswith("postgresql")
+    ledger = Ledger(make_engine(url, connect_args=LEDGER_CONNECT_ARGS)) if pg else None
     publish = unless_acknowledged(send, ledger)
 
     credentials = Credentials(

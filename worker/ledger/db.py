@@ -27,8 +27,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine configured for the ledger's locking discipline."""
+def make_engine(url: str, connect_args: dict[str, Any] | None = None) -> Engine:
+    """Create an engine configured for the ledger's locking discipline (``connect_args``:
+    the PostgreSQL driver's, such as timeouts)."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
@@ -59,7 +60,14 @@ def make_engine(url: str) -> Engine:
     # OperationalError, which the tasks retry. LIFO: the hot path gets the connection used
     # last, the one the warm-up rehearsed on (its server-side plans, ``limitflow_admit``'s
     # included, are per connection), and connections left idle are the ones recycled.
-    return create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800, pool_use_lifo=True)
+    return create_engine(
+        url,
+        pool_size=5,
+        max_overflow=5,
+        pool_recycle=1800,
+        pool_use_lifo=True,
+        connect_args=connect_args or {},
+    )
 
 
 def is_sqlite(engine: Engine) -> bool:
