@@ -381,18 +381,24 @@ def test_a_slow_slot_lock_leaves_the_decision_to_try_admit(ledger: Ledger) -> No
     assert [s[0] for s in signals] == ["slow-slot"]
 
 
-def test_process_buy_on_postgresql_goes_through_the_function(
-    ledger: Ledger, db_url: str, tmp_path: Any
-) -> None:
-    """The buy path itself takes the one-round-trip admission (not only ``admit``)."""
+def _runtime_recording_sql(ledger: Ledger, db_url: str, home: Any) -> tuple[Runtime, list[str]]:
+    """A runtime on ``ledger`` (the in-memory venue), and the SQL statements it will run."""
     calls: list[str] = []
 
     @event.listens_for(ledger.engine, "before_cursor_execute")
     def _seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         calls.append(statement)
 
-    settings_ = builders.make_settings(DATABASE_URL=db_url, LIMITFLOW_HOME=tmp_path)
+    settings_ = builders.make_settings(DATABASE_URL=db_url, LIMITFLOW_HOME=home)
     rt = Runtime(settings_, ledger, make_memory_exchange(), builders.RecordingScheduler())
+    return rt, calls
+
+
+def test_process_buy_on_postgresql_goes_through_the_function(
+    ledger: Ledger, db_url: str, tmp_path: Any
+) -> None:
+    """The buy path itself takes the one-round-trip admission (not only ``admit``)."""
+    rt, calls = _runtime_recording_sql(ledger, db_url, tmp_path)
     assert process_buy(rt, builders.buy_message()).order_state == "live"
     assert sum("limitflow_admit" in c for c in calls) == 1
     assert not any(c.startswith("INSERT INTO slots") for c in calls)
@@ -403,14 +409,7 @@ def test_the_warm_up_rehearses_the_admission_and_keeps_nothing(
 ) -> None:
     """A worker process's warm-up runs the admission REHEARSALS times (PostgreSQL's plans
     settle after five) on slots of its own, and rolls everything back."""
-    calls: list[str] = []
-
-    @event.listens_for(ledger.engine, "before_cursor_execute")
-    def _seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        calls.append(statement)
-
-    settings_ = builders.make_settings(DATABASE_URL=db_url, LIMITFLOW_HOME=tmp_path)
-    rt = Runtime(settings_, ledger, make_memory_exchange(), builders.RecordingScheduler())
+    rt, calls = _runtime_recording_sql(ledger, db_url, tmp_path)
     _rehearse_buy(rt)
     assert sum("limitflow_admit" in c for c in calls) == REHEARSALS
     with ledger.connect() as conn:
