@@ -18,13 +18,15 @@ from sqlalchemy import func, select
 from tests import builders
 from tests.builders import buy_message
 from tests.integration.core.conftest import Engine, with_settings
+from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
 from worker.exchange.memory import InMemoryExchange
-from worker.ledger.admission import POSITIONS_LOCK
-from worker.ledger.db import Ledger, lock_key
+from worker.ledger.admission import POSITIONS_LOCK, Admission, Admitted, admit, try_admit
+from worker.ledger.db import Ledger, lock_key, utcnow
 from worker.ledger.models import Order, Signal
 from worker.runtime import Runtime
 from worker.services.buy import BuyResult, process_buy
+from worker.signals import parse_buy
 
 STRATEGIES = ("hourly_limit_ws", "original_gap", "stable_buy_ws", "batch_buy_ws")
 
@@ -101,14 +103,7 @@ def test_many_processes_on_distinct_slots_admit_exactly_the_limit(db_url: str, h
     """
     processes, limit = 12, 3
     url = db_url.replace("postgresql+psycopg://", "postgresql://")
-    ctx = multiprocessing.get_context("spawn")
-    start, out = ctx.Barrier(processes + 1), ctx.Queue()
-    procs = [
-        ctx.Process(target=_buy_in_a_process, args=(db_url, limit, i, start, out))
-        for i in range(processes)
-    ]
-    for p in procs:
-        p.start()
+    procs, start, out = _spawn(_buy_in_a_process, [(db_url, limit, i) for i in range(processes)])
     with psycopg.connect(url) as holder:
         if held:
             holder.execute(f"SELECT pg_advisory_xact_lock({POSITIONS_LOCK})")
@@ -119,27 +114,10 @@ def test_many_processes_on_distinct_slots_admit_exactly_the_limit(db_url: str, h
                 assert time.monotonic() < deadline, "the processes never queued on the lock"
                 time.sleep(0.05)
         holder.commit()
-        results = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
-    outcomes = sorted((outcome, reason) for *_, outcome, reason in results)
-    assert outcomes == [("accepted", "")] * limit + [("skipped", "risk_limit")] * (
-        processes - limit
-    )
-    ledger = Ledger.from_url(db_url)
-    try:
-        with ledger.begin() as s:
-            admitted = s.execute(select(Order.inst_id, Order.strategy)).all()
-            skipped = s.execute(
-                select(Signal.inst_id, Signal.strategy, Signal.order_id, Signal.detail).where(
-                    Signal.reason == "risk_limit"
-                )
-            ).all()
-    finally:
-        ledger.engine.dispose()
-    # Exactly the limit holds a position; a refused buy left no intent, only its reason.
-    assert sorted(admitted) == sorted((i, st) for i, st, o, _ in results if o == "accepted")
+        results = _collect(procs, out)
+    _assert_exactly_the_limit(db_url, results, limit)
+    skipped = _risk_limit_refusals(db_url)
+    # A refused buy left no intent, only its reason.
     assert len(skipped) == processes - limit
     assert all(order_id is None for *_, order_id, _ in skipped)
     assert all(
@@ -153,27 +131,143 @@ def test_many_processes_on_sqlite_admit_exactly_the_limit(db_url: str) -> None:
     (BEGIN IMMEDIATE), so the count taken after our intent still sees every committed one.
     Twelve processes, twelve free slots, MAX_OPEN_POSITIONS=3: exactly three buys go."""
     processes, limit = 12, 3
+    procs, start, out = _spawn(_buy_in_a_process, [(db_url, limit, i) for i in range(processes)])
+    start.wait(120)
+    _assert_exactly_the_limit(db_url, _collect(procs, out), limit)
+
+
+# Racing processes ---------------------------------------------------------------------------
+
+
+def _spawn(target: Any, argss: list[tuple[Any, ...]]) -> tuple[list[Any], Any, Any]:
+    """One spawned process per argument tuple (each gets the start barrier and the result
+    queue last), started and waiting at the barrier; the caller releases them."""
     ctx = multiprocessing.get_context("spawn")
-    start, out = ctx.Barrier(processes + 1), ctx.Queue()
-    procs = [
-        ctx.Process(target=_buy_in_a_process, args=(db_url, limit, i, start, out))
-        for i in range(processes)
-    ]
+    start, out = ctx.Barrier(len(argss) + 1), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, start, out)) for args in argss]
     for p in procs:
         p.start()
-    start.wait(120)
+    return procs, start, out
+
+
+def _collect(procs: list[Any], out: Any) -> list[Any]:
     results = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
-    outcomes = sorted((outcome, reason) for *_, outcome, reason in results)
-    assert outcomes == [("accepted", "")] * limit + [("skipped", "risk_limit")] * (
-        processes - limit
-    )
+    return results
+
+
+def _orders(db_url: str) -> list[Any]:
     ledger = Ledger.from_url(db_url)
     try:
         with ledger.begin() as s:
-            admitted = s.execute(select(Order.inst_id, Order.strategy)).all()
+            return list(s.execute(select(Order.inst_id, Order.strategy)).all())
     finally:
         ledger.engine.dispose()
-    assert sorted(admitted) == sorted((i, st) for i, st, o, _ in results if o == "accepted")
+
+
+def _risk_limit_refusals(db_url: str) -> list[Any]:
+    ledger = Ledger.from_url(db_url)
+    try:
+        with ledger.begin() as s:
+            return list(
+                s.execute(
+                    select(Signal.inst_id, Signal.strategy, Signal.order_id, Signal.detail).where(
+                        Signal.reason == "risk_limit"
+                    )
+                ).all()
+            )
+    finally:
+        ledger.engine.dispose()
+
+
+def _assert_exactly_the_limit(db_url: str, results: list[Any], limit: int) -> None:
+    """``limit`` buys accepted, every other one refused for ``risk_limit``, and the ledger
+    holds exactly the accepted ones."""
+    outcomes = sorted((outcome, reason) for *_, outcome, reason in results)
+    assert outcomes == [("accepted", "")] * limit + [("skipped", "risk_limit")] * (
+        len(results) - limit
+    )
+    accepted = sorted((i, st) for i, st, outcome, _ in results if outcome == "accepted")
+    assert sorted(_orders(db_url)) == accepted
+
+
+# Both admission paths racing -----------------------------------------------------------------
+
+
+def _admit_in_a_process(
+    db_url: str, limit: int, inst_id: str, signal_id: str, fast: bool, start: Any, out: Any
+) -> None:
+    """One worker process deciding one buy: through ``admit`` (PostgreSQL's one-statement
+    admission first) or through ``try_admit`` alone, as a worker of the version before it
+    does during a rolling upgrade, or as ``admit`` does when the function gives way."""
+    strategy = "hourly_limit_ws"
+    message = buy_message(strategy, inst_id, px="100", quote_sz="1", signal_id=signal_id)
+    request = Admission(
+        signal=parse_buy(message),
+        cl_ord_id=buy_cl_ord_id(strategy, signal_id),
+        px=Decimal("100"),
+        sz=Decimal("0.01"),
+        unsizable=None,
+        guard_seconds=600,
+        ttl_seconds=600,
+        max_positions=limit,
+        pending_timeout_seconds=10,
+    )
+    ledger = Ledger.from_url(db_url)
+    start.wait(60)
+    try:
+        if fast:
+            decided = admit(ledger, request, utcnow)
+        else:
+            with ledger.connect() as conn:
+                decided = try_admit(ledger, conn, request, utcnow)
+        if isinstance(decided, Admitted):
+            out.put((inst_id, strategy, "accepted", ""))
+        else:
+            out.put((inst_id, strategy, "skipped", decided.reason.value))
+    finally:
+        ledger.engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("held", [False, True], ids=["free-for-all", "queued-on-the-lock"])
+def test_both_admission_paths_racing_on_distinct_slots_admit_exactly_the_limit(
+    db_url: str, held: bool
+) -> None:
+    """Twelve processes on twelve free slots, MAX_OPEN_POSITIONS=3, half through the
+    one-statement admission and half through ``try_admit``: they share the slot locks, the
+    positions lock and the count, so exactly three buys go whichever path each took."""
+    processes, limit = 12, 3
+    url = db_url.replace("postgresql+psycopg://", "postgresql://")
+    racers = [(db_url, limit, f"M{i}-USDT", f"mixed-{i}", i % 2 == 0) for i in range(processes)]
+    procs, start, out = _spawn(_admit_in_a_process, racers)
+    with psycopg.connect(url) as holder:
+        if held:
+            holder.execute(f"SELECT pg_advisory_xact_lock({POSITIONS_LOCK})")
+        start.wait(120)
+        if held:
+            deadline = time.monotonic() + 60
+            while _waiting_for_the_positions_lock(url) < processes:
+                assert time.monotonic() < deadline, "the processes never queued on the lock"
+                time.sleep(0.05)
+        holder.commit()
+        results = _collect(procs, out)
+    _assert_exactly_the_limit(db_url, results, limit)
+    assert len(_risk_limit_refusals(db_url)) == processes - limit
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_both_admission_paths_racing_on_one_slot_admit_one(db_url: str) -> None:
+    """Eight different signals for one slot, half through each path: one position per slot
+    holds across the two (the same slot row lock), the others find the slot busy."""
+    racers = [(db_url, 100, "ONE-USDT", f"one-slot-{i}", i % 2 == 0) for i in range(8)]
+    procs, start, out = _spawn(_admit_in_a_process, racers)
+    start.wait(120)
+    results = _collect(procs, out)
+    assert (
+        sorted((o, r) for *_, o, r in results)
+        == [("accepted", "")] + [("skipped", "slot_busy")] * 7
+    )
+    assert _orders(db_url) == [("ONE-USDT", "hourly_limit_ws")]
