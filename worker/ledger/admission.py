@@ -266,7 +266,7 @@ FAST_ADMIT = text(
 
 def admit(ledger: Ledger, request: Admission, clock: Callable[[], datetime]) -> Admitted | Blocked:
     """Admit a buy or say why not, each in its own transaction (see the module's docstring)."""
-    if not ledger.sqlite and request.unsizable is None:
+    if not ledger.sqlite:
         with ledger.single_statement() as conn:
             decided = fast_admit(conn, request, clock)
         if decided is not None:
@@ -281,13 +281,11 @@ def fast_admit(
     """PostgreSQL only: the common case in one statement (``limitflow_admit``). ``Admitted``
     or ``duplicate`` when it decided; None when ``try_admit`` must decide (nothing kept)."""
     signal = request.signal
+    if request.unsizable is not None:
+        return None  # try_admit records why
     now = clock()
-    now_ms = to_epoch_ms(now)
     # It must still be fresh when the slot's lock is granted, at most FAST_WAIT_MS from now.
-    if (
-        signal.expiry_ms(request.ttl_seconds) - now_ms < FAST_WAIT_MS
-        or request.unsizable is not None
-    ):
+    if signal.expiry_ms(request.ttl_seconds) - to_epoch_ms(now) < FAST_WAIT_MS:
         return None
     params = _blocker_params(request, now)
     deadline = placement_deadline(now, request.pending_timeout_seconds)
