@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from tests import builders, stores
 from worker.ledger.db import Ledger
@@ -52,13 +52,18 @@ def db_url(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
     ledger = Ledger.from_url(url)
     with ledger.engine.begin() as conn:
-        if request.param == "postgresql":
-            conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
-        else:
-            for table in TABLES.split(", "):
-                conn.execute(text(f"DELETE FROM {table}"))
+        empty_ledger(conn)
     ledger.engine.dispose()
     return url
+
+
+def empty_ledger(conn: Connection) -> None:
+    """Delete every row of the ledger's tables (PostgreSQL also restarts the ids)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    else:
+        for table in TABLES.split(", "):
+            conn.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import event, insert, select
 
-from tests.conftest import TABLES
+from tests.conftest import empty_ledger
 from tests.integration.core.conftest import Engine
 from worker.domain.orders import OrderState, Side
 from worker.exchange.port import Fill, OrderSnapshot
@@ -69,11 +69,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 
 def _seed(engine: Engine, order: dict[str, Any]) -> None:
     with engine.rt.ledger.connect() as conn:
-        if engine.rt.ledger.sqlite:
-            for table in TABLES.split(", "):
-                conn.execute(text(f"DELETE FROM {table}"))
-        else:
-            conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        empty_ledger(conn)
         conn.execute(
             insert(Order).values(
                 cl_ord_id=CL_ORD_ID,

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, event, insert, select, text
 
 from tests import builders
-from tests.conftest import TABLES
+from tests.conftest import empty_ledger
 from tests.venues import make_memory_exchange
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.lots import LotState
@@ -139,10 +139,6 @@ def _seed(conn: Connection, state: dict[str, Any], signal_id: str, tag: str = ""
         )
 
 
-def _truncate(conn: Connection) -> None:
-    conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
-
-
 def _order(
     conn: Connection,
     number: int,
@@ -222,7 +218,7 @@ def test_the_function_decides_as_try_admit_does(ledger: Ledger, state: dict[str,
     request = _request(state, signal_id)
 
     with ledger.connect() as conn:
-        _truncate(conn)
+        empty_ledger(conn)
         _seed(conn, state, signal_id)
         seeded = _rows(conn)
     with ledger.single_statement() as conn:
@@ -231,7 +227,7 @@ def test_the_function_decides_as_try_admit_does(ledger: Ledger, state: dict[str,
         after_fast = _rows(conn)
 
     with ledger.connect() as conn:
-        _truncate(conn)
+        empty_ledger(conn)
         _seed(conn, state, signal_id)
         reference = try_admit(ledger, conn, request, lambda: NOW)
     with ledger.connect() as conn:
@@ -270,7 +266,7 @@ def test_every_single_order_and_lot_is_decided_as_try_admit_does(ledger: Ledger)
 
     def run(decide: Any) -> tuple[list[Any], Any]:
         with ledger.connect() as conn:
-            _truncate(conn)
+            empty_ledger(conn)
             for i, case in enumerate(cases):
                 _seed(conn, case, f"grid-{i}", tag=str(i))
         decided = [decide(_request(case, f"grid-{i}", str(i))) for i, case in enumerate(cases)]
@@ -315,7 +311,7 @@ def test_every_pause_switch_is_decided_as_try_admit_does(ledger: Ledger) -> None
         decided = []
         for decide in ("fast", "reference"):
             with ledger.connect() as conn:
-                _truncate(conn)
+                empty_ledger(conn)
                 _seed(conn, case, "switched")
             request = _request(case, "switched")
             if decide == "fast":
