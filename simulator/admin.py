@@ -7,6 +7,7 @@ received. ``simulator.control.SimControl`` is its client.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -18,15 +19,23 @@ from aiohttp import web
 
 from simulator.core import Simulator
 from simulator.decimals import parse_decimal
+from simulator.timeline import TickerPush
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 WS_ACTIONS = ("drop", "notice_64008", "stop_pong", "idle_close_4004")
 WS_PATHS = ("public", "private", "business", "all")
 _NOTICE = "The connection will soon be closed for a service upgrade. Please reconnect."
+# How long a price move waits for its ticker to go out before it answers without the time.
+SENT_WAIT_SECONDS = 1.0
 
 
 class ControlError(Exception):
     """A bad control request (HTTP 400 with ``{"error": ...}``)."""
+
+
+async def _sent(push: TickerPush | None) -> int | None:
+    """When a ticker went out (its writer runs on this event loop); None if it did not."""
+    return None if push is None else await push.sent(SENT_WAIT_SECONDS)
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
@@ -118,14 +127,16 @@ class AdminApi:
                 conn.close(4004, "No data received in 30s.")
         return {"ok": True, "connections": len(conns)}
 
-    def price(self, body: dict[str, Any]) -> Any:
+    async def price(self, body: dict[str, Any]) -> Any:
+        """Move the price; answered once the ticker has gone out, with when it went out
+        (``sentUs``, epoch us; None if nobody subscribes)."""
         inst_id = str(body.get("instId", ""))
         if inst_id not in self.sim.markets:
             raise ControlError(f"unknown instId {inst_id!r}")
-        ticker, sent_us = self.sim.set_price(inst_id, body)
-        return {"ok": True, "ticker": ticker, "sentUs": sent_us}
+        ticker, push = self.sim.set_price(inst_id, body)
+        return {"ok": True, "ticker": ticker, "sentUs": await _sent(push)}
 
-    def prices(self, body: dict[str, Any]) -> Any:
+    async def prices(self, body: dict[str, Any]) -> Any:
         """Several ``price`` moves in one request (``{"prices": [{instId, last, ...}]}``),
         pushed back to back: a burst of tickers, as a market-wide move sends."""
         items = body.get("prices")
@@ -134,7 +145,9 @@ class AdminApi:
         unknown = [i.get("instId") for i in items if i.get("instId") not in self.sim.markets]
         if unknown:
             raise ControlError(f"unknown instId {unknown[0]!r}")
-        sent = [self.sim.set_price(str(i["instId"]), i)[1] for i in items]
+        pushes = [self.sim.set_price(str(i["instId"]), i)[1] for i in items]
+        # Waited for together: a slow subscriber costs the call SENT_WAIT_SECONDS at most.
+        sent = await asyncio.gather(*(_sent(push) for push in pushes))
         return {"ok": True, "sentUs": sent}
 
     def _order(self, body: dict[str, Any]) -> Any:

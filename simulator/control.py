@@ -67,13 +67,15 @@ class SimControl:
     def price_with_time(
         self, inst_id: str, last: str, bid: str | None = None, ask: str | None = None
     ) -> int | None:
-        """Like ``price``; return when the simulator pushed the ticker (epoch us)."""
+        """Like ``price``; return when the simulator sent the ticker (epoch us: as its
+        websocket writer handed the frame to the socket; None if nobody subscribes)."""
         body = {"instId": inst_id, "last": last, "bid": bid, "ask": ask}
         sent = self._call("POST", "price", body)["sentUs"]
         return None if sent is None else int(sent)
 
     def prices(self, moves: list[dict[str, Any]]) -> list[int | None]:
-        """Several price moves pushed back to back; return each push's time (epoch us)."""
+        """Several price moves pushed back to back; return when each ticker was sent (epoch
+        us, as ``price_with_time``)."""
         sent: list[int | None] = self._call("POST", "prices", {"prices": moves})["sentUs"]
         return sent
 

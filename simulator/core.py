@@ -27,7 +27,7 @@ from simulator.matching import Engine, Ids
 from simulator.orders import Fill, Order
 from simulator.placements import PlacementLog
 from simulator.replay import ReplayEvent, first_prices, load_replay
-from simulator.timeline import Timeline, now_us
+from simulator.timeline import TickerPush, Timeline
 
 log = logging.getLogger("simulator")
 UID = "614488474791936"
@@ -224,8 +224,9 @@ class Simulator:
                 series.put(candle)
             self.hub.publish("business", event.channel, event.inst_id, event.msg)
 
-    def _push_ticker(self, market: InstrumentMarket, force: bool) -> int | None:
-        """Push the instrument's ticker; return when it was sent (epoch us), None if not."""
+    def _push_ticker(self, market: InstrumentMarket, force: bool) -> TickerPush | None:
+        """Push the instrument's ticker (stamped in the timeline as the first subscriber's
+        writer sends it); None if nobody subscribes or it is not yet due."""
         inst_id = market.inst.inst_id
         if not self.hub.wants("public", "tickers", inst_id):
             return None
@@ -234,12 +235,10 @@ class Simulator:
             return None
         self._ticker_pushed[inst_id] = market.ts
         arg = {"channel": "tickers", "instId": inst_id}
-        self.hub.publish("public", "tickers", inst_id, {"arg": arg, "data": [market.ticker()]})
-        # Stamped as the push is queued to the subscribers' writers, which send it within
-        # this turn of the event loop.
-        sent = now_us()
-        self.timeline.ticker_sent(inst_id, sent)
-        return sent
+        push = TickerPush(self.timeline, inst_id)
+        payload = {"arg": arg, "data": [market.ticker()]}
+        self.hub.publish("public", "tickers", inst_id, payload, on_write=push.written)
+        return push
 
     def _push_candles(self, market: InstrumentMarket, closed: dict[str, Candle]) -> None:
         inst_id = market.inst.inst_id
@@ -279,10 +278,13 @@ class Simulator:
 
     # Control ---------------------------------------------------------------------------
 
-    def set_price(self, inst_id: str, fields: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    def set_price(
+        self, inst_id: str, fields: dict[str, Any]
+    ) -> tuple[dict[str, Any], TickerPush | None]:
         """Set last/bid/ask (bid and ask default to last), match, and push the ticker.
 
-        Return the new ticker and when it was pushed (epoch us; None if nobody subscribes).
+        Return the new ticker and its push (``TickerPush.sent``: when it went out; None if
+        nobody subscribes).
         """
         market = self.markets[inst_id]
         last = parse_decimal(fields.get("last")) if fields.get("last") is not None else None

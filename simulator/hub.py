@@ -2,12 +2,15 @@
 
 Each connection has a bounded outbox drained by its own writer task, so a slow client
 cannot hold up the market: when its outbox is full it is closed with 4005, as OKX does.
+A push can carry an ``on_write`` callback, which the writer calls just before it sends the
+frame (``simulator.timeline.TickerPush`` stamps tickers that way).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,12 +25,20 @@ class Close:
     reason: str
 
 
+@dataclass(frozen=True)
+class Stamped:
+    """A frame whose writer calls ``on_write`` just before sending it."""
+
+    text: str
+    on_write: Callable[[], None]
+
+
 @dataclass(eq=False)
 class Connection:
     path: str  # "public" | "private" | "business"
     conn_id: str
     transport: asyncio.BaseTransport | None = None
-    outbox: asyncio.Queue[str | Close] = field(
+    outbox: asyncio.Queue[str | Stamped | Close] = field(
         default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_SIZE)
     )
     subs: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
@@ -35,11 +46,11 @@ class Connection:
     answers_ping: bool = True
     closing: bool = False
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, on_write: Callable[[], None] | None = None) -> None:
         if self.closing:
             return
         try:
-            self.outbox.put_nowait(text)
+            self.outbox.put_nowait(text if on_write is None else Stamped(text, on_write))
         except asyncio.QueueFull:
             self.close(4005, "Buffer is full, cannot write data.")
 
@@ -81,15 +92,23 @@ class Hub:
     def on_path(self, path: str) -> list[Connection]:
         return [c for c in self.connections if path in ("all", c.path)]
 
-    def publish(self, path: str, channel: str, inst_id: str, payload: dict[str, Any]) -> int:
-        """Send one push to every ``path`` connection subscribed to (channel, instId)."""
+    def publish(
+        self,
+        path: str,
+        channel: str,
+        inst_id: str,
+        payload: dict[str, Any],
+        on_write: Callable[[], None] | None = None,
+    ) -> int:
+        """Send one push to every ``path`` connection subscribed to (channel, instId);
+        ``on_write``: see ``Connection.send``."""
         key = (channel, inst_id, "")
         text: str | None = None
         sent = 0
         for conn in self.connections:
             if conn.path == path and key in conn.subs:
                 text = text or orjson.dumps(payload).decode()
-                conn.send(text)
+                conn.send(text, on_write)
                 sent += 1
         return sent
 

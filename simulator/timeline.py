@@ -2,13 +2,17 @@
 
 Benchmarks measure tick to order from outside the engine: from the push of the ticker that
 triggers a buy to the arrival of the order request, both stamped here in epoch microseconds
-(``time.time_ns() // 1000``, the clock of OKX's ``inTime``/``outTime``). Bounded: the last
+(``time.time_ns() // 1000``, the clock of OKX's ``inTime``/``outTime``). A ticker is stamped
+when a connection's writer hands its frame to the socket (``TickerPush``), not when it is
+queued: between the two the event loop may still be busy with other work of the simulator's
+own (answering the control call that moved the price, other pushes). Bounded: the last
 ``per_instrument`` pushes per instrument and the first receipt of the last ``orders``
 clOrdIds, so a long-running simulator does not grow.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter, OrderedDict, deque
 from typing import Any
@@ -51,3 +55,36 @@ class Timeline:
             "orders": {cid: {"instId": i, "us": us} for cid, (i, us) in self.orders.items()},
             "requests": dict(self.requests),
         }
+
+
+class TickerPush:
+    """One ticker push on its way out: ``written`` is called by each subscriber's writer just
+    before it sends the frame; the first call stamps the push as sent (``Timeline.tickers``)."""
+
+    def __init__(self, timeline: Timeline, inst_id: str) -> None:
+        self.timeline = timeline
+        self.inst_id = inst_id
+        self.sent_us: int | None = None
+        self._waiters: list[asyncio.Future[int]] = []
+
+    def written(self) -> None:
+        if self.sent_us is not None:
+            return
+        self.sent_us = now_us()
+        self.timeline.ticker_sent(self.inst_id, self.sent_us)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(self.sent_us)
+        self._waiters.clear()
+
+    async def sent(self, timeout: float) -> int | None:
+        """When it was sent (epoch us), waiting up to ``timeout`` seconds for a writer; None
+        if no writer sent it by then (its connection closed first)."""
+        if self.sent_us is None:
+            waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, timeout)
+            except TimeoutError:
+                self._waiters.remove(waiter)
+        return self.sent_us

@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from simulator.auth import AuthError, Credentials, check_ws_login
 from simulator.candles import is_bar
 from simulator.core import Simulator
-from simulator.hub import Close, Connection, sub_key
+from simulator.hub import Close, Connection, Stamped, sub_key
 
 log = logging.getLogger("simulator")
 _MIGRATED = (
@@ -77,6 +77,9 @@ class WsApi:
                 return
             if ws.closed:
                 return
+            if isinstance(item, Stamped):
+                item.on_write()
+                item = item.text
             try:
                 await ws.send_str(item)
             except ConnectionError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -209,6 +210,37 @@ def test_advancing_the_clock_pushes_every_step(public: WsClient, ctl: SimControl
         stamps.append(int(public.wait_for(lambda m: "data" in m)["data"][0]["ts"]))
     assert len(stamps) >= 599
     assert stamps == sorted(stamps) and stamps[0] > start - 1000
+
+
+def test_a_ticker_is_stamped_when_it_is_sent_not_when_it_is_queued(
+    sim: SimulatorHandle, ctl: SimControl
+) -> None:
+    """Tick to order starts when the simulator sends the ticker. A subscriber that reads
+    nothing backs the pushes up in the simulator's outbox: those still queued when the
+    subscriber starts reading are stamped after that moment, though every one of them was
+    queued (and, stamped on queueing, would have been stamped) before it."""
+    import socket
+
+    slow = websocket.create_connection(
+        f"{sim.ws_url}/public", timeout=5, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+    )
+    try:
+        slow.send('{"op": "subscribe", "args": [{"channel": "tickers", "instId": "ETH-USDT"}]}')
+        assert "subscribe" in slow.recv()
+        moves = [{"instId": "ETH-USDT", "last": f"{2500 + i / 100:.2f}"} for i in range(15000)]
+        answered = ctl.prices(moves)  # queued at once; the writer is stuck on the socket
+        reading_from_us = time.time_ns() // 1000
+        last = moves[-1]["last"]
+        while json.loads(slow.recv())["data"][0]["last"] != last:
+            pass
+    finally:
+        slow.close()
+    stamps = ctl.timeline()["tickers"]["ETH-USDT"]
+    first = answered[0]
+    assert first is not None and first < reading_from_us  # nothing held the first one up
+    assert None in answered  # the call gave up waiting for the backed-up ones
+    assert stamps == sorted(stamps) and len(stamps) == 1000  # the timeline's bound
+    assert stamps[-1] > reading_from_us
 
 
 def test_timeline_stamps_ticker_pushes_and_order_requests_on_the_simulators_clock(
