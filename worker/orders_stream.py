@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,7 +25,7 @@ from worker.exchange.okx.private_stream import OrdersStream, Publish
 from worker.exchange.okx.rest import Credentials
 from worker.exchange.port import snapshot_from_message
 from worker.ledger.db import Ledger, make_engine
-from worker.ledger.orders import only_acknowledges
+from worker.ledger.orders import Acknowledgement, acknowledgement
 from worker.logs import configure_logging, log_event
 from worker.settings import Settings, get_settings
 from worker.task_names import APPLY_ORDER_UPDATE
@@ -48,66 +50,206 @@ LEDGER_CONNECT_ARGS = {
 PAUSE_AFTER_FAILURE_SECONDS = 30.0
 
 
+# An acknowledgement that overtook its placement's answer is asked about again after these
+# many seconds, doubling, and forwarded once it has waited HOLD_AT_MOST_SECONDS.
+RECHECK_AFTER_SECONDS = 0.005
+HOLD_AT_MOST_SECONDS = 0.2
+
+
 def unless_acknowledged(
     send: Publish, ledger: Ledger | None, clock: Callable[[], float] = time.monotonic
 ) -> Publish:
-    """``send``, except for news the ledger already holds: a push that only acknowledges a
-    placement (``worker.ledger.orders.only_acknowledges``: our order live under that ordId,
-    nothing filled) costs a read here instead of a task through the broker and a worker.
-
-    Only a positive answer from the ledger keeps a push back: without a ledger (the embedded
-    default), with the database unreachable, or for a message it cannot read, the push goes
-    to the workers as always, and they decide. After a failed read it does not ask again for
-    ``PAUSE_AFTER_FAILURE_SECONDS``, so an unreachable database costs one timeout, not one
-    per push.
-    """
+    """``send``, except for news the ledger already holds (``AcknowledgementFilter``); just
+    ``send`` without a ledger (the embedded default)."""
     if ledger is None:
         return send
-    paused_until = [0.0]
-
-    def kept_back(message: object) -> bool:
-        if not isinstance(message, dict) or clock() < paused_until[0]:
-            return False
-        if not _known(ledger, message, paused_until, clock):
-            return False
-        ids = {"cl_ord_id": message.get("cl_ord_id"), "ord_id": message.get("ord_id")}
-        log_event(log, "orders_stream.acknowledged", logging.DEBUG, **ids)
-        return True
-
-    def publish(name: str, args: list[object]) -> None:
-        if not (name == APPLY_ORDER_UPDATE and args and kept_back(args[0])):
-            send(name, args)
-
-    return publish
+    return AcknowledgementFilter(send, ledger, clock)
 
 
-def _known(
-    ledger: Ledger,
-    message: dict[str, object],
-    paused_until: list[float],
-    clock: Callable[[], float],
-) -> bool:
-    try:
-        snap = snapshot_from_message(message)
-    except (KeyError, ValueError, TypeError):
-        return False  # the workers record it as invalid
-    try:
-        return only_acknowledges(ledger, snap)
-    except SQLAlchemyError as exc:
-        paused_until[0] = clock() + PAUSE_AFTER_FAILURE_SECONDS
+@dataclass(eq=False)
+class _Held:
+    """An acknowledgement waiting for its placement's answer to be recorded."""
+
+    message: dict[str, object]
+    since: float
+    due: float  # when to ask the ledger again
+    wait: float  # since the last time it asked
+
+
+class AcknowledgementFilter:
+    """Forward the stream's pushes, except news the ledger already holds: a push that only
+    acknowledges a placement (``worker.ledger.orders.acknowledgement``: our order live under
+    that ordId, nothing filled) costs a read here instead of a task through the broker and a
+    worker.
+
+    Only a positive answer from the ledger keeps a push back: with the database unreachable,
+    or for a message it cannot read, the push goes to the workers as always, and they
+    decide. After a failed read it does not ask again for ``PAUSE_AFTER_FAILURE_SECONDS``, so
+    an unreachable database costs one timeout, not one per push.
+
+    The exchange often pushes the acknowledgement before the placing worker has recorded
+    the REST answer (``IN_FLIGHT``: the intent is still ``pending_submit``, without an
+    ordId). Such a push is held and asked about again after ``RECHECK_AFTER_SECONDS``,
+    doubling, by a thread of its own: kept back once the ledger holds it, forwarded once it
+    has waited ``HOLD_AT_MOST_SECONDS`` (the worker may have died before recording the answer;
+    then the push is the news). Any other push of the same order forwards the held one first,
+    so the workers get an order's pushes in the stream's order; ``close`` forwards whatever is
+    still held.
+    """
+
+    def __init__(
+        self,
+        send: Publish,
+        ledger: Ledger,
+        clock: Callable[[], float] = time.monotonic,
+        recheck_after: float = RECHECK_AFTER_SECONDS,
+        hold_at_most: float = HOLD_AT_MOST_SECONDS,
+    ) -> None:
+        self._send = send
+        self._ledger = ledger
+        self._clock = clock
+        self._recheck_after = recheck_after
+        self._hold_at_most = hold_at_most
+        self._paused_until = 0.0
+        # One push at a time, from the stream's thread or the holding thread: an order's
+        # pushes leave in the order they came.
+        self._serial = threading.Lock()
+        self._wake = threading.Condition()
+        self._held: dict[str, _Held] = {}  # by clOrdId, under _wake
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.kept_back = 0
+        self.held_then_forwarded = 0
+
+    def __call__(self, name: str, args: list[object]) -> None:
+        message = args[0] if name == APPLY_ORDER_UPDATE and args else None
+        with self._serial:
+            if not isinstance(message, dict):
+                self._send(name, args)
+                return
+            cl_ord_id = str(message.get("cl_ord_id") or "")
+            earlier = self._unhold(cl_ord_id)
+            if earlier is not None:
+                self.held_then_forwarded += 1
+                self._send(APPLY_ORDER_UPDATE, [earlier])
+            verdict = self._verdict(message)
+            if verdict is Acknowledgement.HELD:
+                self._kept(message)
+            elif verdict is Acknowledgement.IN_FLIGHT and self._hold(cl_ord_id, message):
+                pass
+            else:
+                self._send(name, args)
+
+    def close(self) -> None:
+        """Stop holding: forward every push still held."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        with self._serial, self._wake:
+            held, self._held = self._held, {}
+        for entry in held.values():
+            self.held_then_forwarded += 1
+            self._send(APPLY_ORDER_UPDATE, [entry.message])
         log_event(
             log,
-            "orders_stream.ledger_unavailable",
-            logging.WARNING,
-            error=type(exc).__name__,
-            forward_all_for_seconds=PAUSE_AFTER_FAILURE_SECONDS,
+            "orders_stream.acknowledgements",
+            kept_back=self.kept_back,
+            held_then_forwarded=self.held_then_forwarded,
         )
-        return False
+
+    # Holding ----------------------------------------------------------------------------
+
+    def _hold(self, cl_ord_id: str, message: dict[str, object]) -> bool:
+        now = self._clock()
+        with self._wake:
+            if self._closed:
+                return False
+            wait = self._recheck_after
+            self._held[cl_ord_id] = _Held(message, since=now, due=now + wait, wait=wait)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._recheck_loop, name="orders-stream-held", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+        return True
+
+    def _unhold(self, cl_ord_id: str) -> dict[str, object] | None:
+        with self._wake:
+            entry = self._held.pop(cl_ord_id, None)
+        return None if entry is None else entry.message
+
+    def _recheck_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._closed:
+                    now = self._clock()
+                    due = min((e.due for e in self._held.values()), default=None)
+                    if due is not None and due <= now:
+                        break
+                    self._wake.wait(None if due is None else due - now)
+                if self._closed:
+                    return
+            self._recheck_due()
+
+    def _recheck_due(self) -> None:
+        with self._serial:
+            now = self._clock()
+            with self._wake:
+                due = [(c, e) for c, e in self._held.items() if e.due <= now]
+            for cl_ord_id, entry in due:
+                verdict = self._verdict(entry.message)
+                with self._wake:
+                    if self._held.get(cl_ord_id) is not entry:
+                        continue  # forwarded meanwhile (close)
+                    if (
+                        verdict is Acknowledgement.IN_FLIGHT
+                        and now - entry.since < self._hold_at_most
+                    ):
+                        entry.wait *= 2
+                        entry.due = now + entry.wait
+                        continue
+                    del self._held[cl_ord_id]
+                if verdict is Acknowledgement.HELD:
+                    self._kept(entry.message)
+                else:
+                    self.held_then_forwarded += 1
+                    self._send(APPLY_ORDER_UPDATE, [entry.message])
+
+    # The ledger's word --------------------------------------------------------------------
+
+    def _verdict(self, message: dict[str, object]) -> Acknowledgement:
+        if self._clock() < self._paused_until:
+            return Acknowledgement.NEWS
+        try:
+            snap = snapshot_from_message(message)
+        except (KeyError, ValueError, TypeError):
+            return Acknowledgement.NEWS  # the workers record it as invalid
+        try:
+            return acknowledgement(self._ledger, snap)
+        except SQLAlchemyError as exc:
+            self._paused_until = self._clock() + PAUSE_AFTER_FAILURE_SECONDS
+            log_event(
+                log,
+                "orders_stream.ledger_unavailable",
+                logging.WARNING,
+                error=type(exc).__name__,
+                forward_all_for_seconds=PAUSE_AFTER_FAILURE_SECONDS,
+            )
+            return Acknowledgement.NEWS
+
+    def _kept(self, message: dict[str, object]) -> None:
+        self.kept_back += 1
+        ids = {"cl_ord_id": message.get("cl_ord_id"), "ord_id": message.get("ord_id")}
+        log_event(log, "orders_stream.acknowledged", logging.DEBUG, **ids)
 
 
-def build_stream(settings: Settings) -> OrdersStream:
+def build_stream(settings: Settings) -> tuple[OrdersStream, Callable[[], None]]:
     """Wire the stream to the Celery app of this process, and to the ledger on PostgreSQL
-    (``unless_acknowledged``; the embedded default's SQLite file is the workers' alone)."""
+    (``unless_acknowledged``; the embedded default's SQLite file is the workers' alone);
+    with what to call once it has stopped (forward the pushes still held)."""
     # Here, not at the top (--help): importing worker.app builds the Celery app.
     from worker.app import app
 
@@ -130,9 +272,12 @@ def build_stream(settings: Settings) -> OrdersStream:
             f"Last reason: {reason}. Fills arrive late meanwhile (reconciliation catches up).",
         )
 
-    return OrdersStream(
+    stream = OrdersStream(
         settings.OKX_WS_PRIVATE_URL, credentials, publish, on_reconnect_loop=reconnect_loop
     )
+    if isinstance(publish, AcknowledgementFilter):
+        return stream, publish.close
+    return stream, lambda: None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         preflight.check_broker(app, settings.broker_url, retries=STARTUP_RETRIES)
     except preflight.StoreUnreachable as exc:
         preflight.exit_unreachable(exc, "orders stream")
-    stream = build_stream(settings)
+    stream, after_stop = build_stream(settings)
     metrics_server.serve_process(
         settings, "orders_stream", metrics_server.OrdersStreamCollector(stream)
     )
@@ -166,7 +311,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    stream.run()
+    try:
+        stream.run()
+    finally:
+        after_stop()
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import cast
 
 from sqlalchemy import Table, Update, bindparam, exists, func, select, true, update
@@ -214,18 +215,40 @@ def only_acknowledges(ledger: Ledger, snap: OrderSnapshot) -> bool:
     never moves an order (states never go back, cumulative fills only grow). The orders
     stream asks it too, to keep such news off the broker (``worker.orders_stream``).
     """
+    return acknowledgement(ledger, snap) is Acknowledgement.HELD
+
+
+class Acknowledgement(Enum):
+    """What the ledger makes of a push (``acknowledgement``)."""
+
+    HELD = "held"  # it says no more than the ledger holds (``only_acknowledges``)
+    # It acknowledges a placement whose answer the ledger has not recorded yet: our intent
+    # is still pending_submit under that clOrdId, with no ordId. The placing worker records
+    # the same facts from the REST answer in a moment (then it is HELD), or the intent is
+    # settled by a lookup: the push adds nothing they will not learn.
+    IN_FLIGHT = "in_flight"
+    NEWS = "news"  # anything else: only the workers may apply it
+
+
+def acknowledgement(ledger: Ledger, snap: OrderSnapshot) -> Acknowledgement:
+    """Whether ``snap`` is news to the ledger, and if not, why (see ``Acknowledgement``):
+    one read without locks, and none for a push that is not an acknowledgement at all."""
     if (
         snap.fill is not None
         or snap.state is not OrderState.LIVE
         or snap.acc_fill_sz != 0
         or not (snap.cl_ord_id and snap.ord_id)
     ):
-        return False
+        return Acknowledgement.NEWS
     with ledger.single_statement() as conn:
         row = conn.execute(_ACKNOWLEDGED, {"cl_ord_id": snap.cl_ord_id}).one_or_none()
     if row is None:
-        return False
+        return Acknowledgement.NEWS
     state, filled, ord_id, purpose = row
-    return bool(
-        state == OrderState.LIVE and filled == 0 and ord_id == snap.ord_id and purpose in _PLACED
-    )
+    if filled != 0 or purpose not in _PLACED:
+        return Acknowledgement.NEWS
+    if state == OrderState.LIVE and ord_id == snap.ord_id:
+        return Acknowledgement.HELD
+    if state == OrderState.PENDING_SUBMIT and ord_id is None:
+        return Acknowledgement.IN_FLIGHT
+    return Acknowledgement.NEWS

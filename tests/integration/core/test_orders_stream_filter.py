@@ -2,18 +2,21 @@
 
 ``unless_acknowledged`` asks the ledger (PostgreSQL) whether a push only acknowledges a
 placement. Only a positive answer keeps it off the broker; everything else, and every push
-when the ledger cannot answer, goes to the workers as before.
+when the ledger cannot answer, goes to the workers as before. An acknowledgement that
+overtook its placement's answer is held until the ledger holds it too, or forwarded.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from tests.integration.core.test_acknowledgement_push import NEWS, TRADE
@@ -22,9 +25,11 @@ from worker.domain.orders import OrderState
 from worker.exchange.port import snapshot_to_message
 from worker.ledger.db import Ledger, make_engine
 from worker.ledger.models import Order
+from worker.ledger.orders import Acknowledgement, accept_if_pending
 from worker.orders_stream import (
     LEDGER_CONNECT_ARGS,
     PAUSE_AFTER_FAILURE_SECONDS,
+    AcknowledgementFilter,
     unless_acknowledged,
 )
 from worker.task_names import APPLY_ORDER_UPDATE, VERIFY_ORDER
@@ -101,13 +106,13 @@ def test_after_a_failed_read_it_forwards_without_asking_for_a_while(
     asked: list[int] = []
     failing = [True]
 
-    def only_acknowledges(led: Ledger, snap: Any) -> bool:
+    def acknowledgement(led: Ledger, snap: Any) -> Acknowledgement:
         asked.append(1)
         if failing[0]:
             raise OperationalError("SELECT", {}, Exception("server closed the connection"))
-        return True
+        return Acknowledgement.HELD
 
-    monkeypatch.setattr(orders_stream, "only_acknowledges", only_acknowledges)
+    monkeypatch.setattr(orders_stream, "acknowledgement", acknowledgement)
     now = [100.0]
     sent: list[str] = []
     publish = unless_acknowledged(lambda name, args: sent.append(name), ledger, lambda: now[0])
@@ -134,3 +139,120 @@ def test_the_streams_reads_give_up_quickly(db_url: str) -> None:
                 conn.exec_driver_sql("SELECT pg_sleep(3)")
     finally:
         engine.dispose()
+
+
+# An acknowledgement that overtakes its placement's answer -------------------------------
+
+
+def _in_flight(ledger: Ledger) -> int:
+    """Make the ledger's order an intent whose REST answer is not recorded yet."""
+    with ledger.connect() as conn:
+        conn.execute(update(Order).values(state="pending_submit", ord_id=None))
+        return int(conn.execute(select(Order.id)).scalar_one())
+
+
+class Sent:
+    """What the filter forwarded, in order, from whichever thread."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, list[object]]] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, name: str, args: list[object]) -> None:
+        with self.changed:
+            self.items.append((name, args))
+            self.changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[str, list[object]]]:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.items) >= count, timeout)
+            return list(self.items)
+
+
+ACK = [snapshot_to_message(NEWS)]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_an_acknowledgement_ahead_of_the_answer_is_kept_back_once_the_answer_is_recorded(
+    ledger: Ledger,
+) -> None:
+    order_id = _in_flight(ledger)
+    sent = Sent()
+    held = AcknowledgementFilter(sent, ledger, recheck_after=0.005, hold_at_most=5.0)
+    held(APPLY_ORDER_UPDATE, ACK)
+    time.sleep(0.05)  # asked again a few times meanwhile: still in flight
+    assert sent.items == []
+    with ledger.single_statement() as conn:  # the placing worker records the REST answer
+        assert accept_if_pending(conn, order_id, NEWS.ord_id, NOW)
+    deadline = time.monotonic() + 5
+    while held.kept_back == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    held.close()
+    assert (held.kept_back, held.held_then_forwarded, sent.items) == (1, 0, [])
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_an_acknowledgement_whose_answer_never_comes_is_forwarded(ledger: Ledger) -> None:
+    """The placing worker died between the POST and recording it: the push is the news."""
+    _in_flight(ledger)
+    sent = Sent()
+    held = AcknowledgementFilter(sent, ledger, recheck_after=0.005, hold_at_most=0.1)
+    started = time.monotonic()
+    held(APPLY_ORDER_UPDATE, ACK)
+    assert sent.wait_for(1) == [(APPLY_ORDER_UPDATE, ACK)]
+    assert time.monotonic() - started >= 0.1
+    held.close()
+    assert (held.kept_back, held.held_then_forwarded) == (0, 1)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_next_push_of_the_order_sends_the_held_one_first(ledger: Ledger) -> None:
+    _in_flight(ledger)
+    sent = Sent()
+    held = AcknowledgementFilter(sent, ledger, recheck_after=5.0, hold_at_most=60.0)
+    fill = [snapshot_to_message(replace(NEWS, fill=TRADE, acc_fill_sz=Decimal("0.0001")))]
+    other = [snapshot_to_message(replace(NEWS, cl_ord_id="lfhlack0000000000000000009"))]
+    held(APPLY_ORDER_UPDATE, ACK)
+    held(APPLY_ORDER_UPDATE, other)  # another order's push does not release it
+    held(APPLY_ORDER_UPDATE, fill)
+    assert sent.items == [
+        (APPLY_ORDER_UPDATE, other),
+        (APPLY_ORDER_UPDATE, ACK),
+        (APPLY_ORDER_UPDATE, fill),
+    ]
+    held.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_closing_forwards_what_is_held(ledger: Ledger) -> None:
+    _in_flight(ledger)
+    sent = Sent()
+    held = AcknowledgementFilter(sent, ledger, recheck_after=5.0, hold_at_most=60.0)
+    held(APPLY_ORDER_UPDATE, ACK)
+    assert sent.items == []
+    held.close()
+    assert sent.items == [(APPLY_ORDER_UPDATE, ACK)]
+    held(APPLY_ORDER_UPDATE, ACK)  # closed: nothing is held any more
+    assert sent.items == [(APPLY_ORDER_UPDATE, ACK)] * 2
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"state": "pending_submit", "ord_id": "700"},  # an ordId already: not a fresh intent
+        {"state": "pending_submit", "ord_id": None, "filled_sz": Decimal("0.0001")},
+        {"state": "pending_submit", "ord_id": None, "purpose": "adopted"},
+        {"state": "failed", "ord_id": None},  # the ledger gave up on it: news
+    ],
+)
+def test_only_a_fresh_intent_makes_an_acknowledgement_wait(
+    ledger: Ledger, row: dict[str, Any]
+) -> None:
+    with ledger.connect() as conn:
+        conn.execute(update(Order).values(**row))
+    sent = Sent()
+    held = AcknowledgementFilter(sent, ledger, recheck_after=5.0, hold_at_most=60.0)
+    held(APPLY_ORDER_UPDATE, ACK)
+    assert sent.items == [(APPLY_ORDER_UPDATE, ACK)]
+    held.close()
