@@ -54,6 +54,8 @@ PAUSE_AFTER_FAILURE_SECONDS = 30.0
 # many seconds, doubling, and forwarded once it has waited HOLD_AT_MOST_SECONDS.
 RECHECK_AFTER_SECONDS = 0.005
 HOLD_AT_MOST_SECONDS = 0.2
+# A held push the broker refused is tried again after this long.
+RETRY_SEND_SECONDS = 1.0
 
 
 def unless_acknowledged(
@@ -104,12 +106,14 @@ class AcknowledgementFilter:
         clock: Callable[[], float] = time.monotonic,
         recheck_after: float = RECHECK_AFTER_SECONDS,
         hold_at_most: float = HOLD_AT_MOST_SECONDS,
+        retry_send_after: float = RETRY_SEND_SECONDS,
     ) -> None:
         self._send = send
         self._ledger = ledger
         self._clock = clock
         self._recheck_after = recheck_after
         self._hold_at_most = hold_at_most
+        self._retry_send_after = retry_send_after
         self._paused_until = 0.0
         # One push at a time, from the stream's thread or the holding thread: an order's
         # pushes leave in the order they came.
@@ -150,8 +154,12 @@ class AcknowledgementFilter:
         with self._serial, self._wake:
             held, self._held = self._held, {}
         for entry in held.values():
+            try:
+                self._send(APPLY_ORDER_UPDATE, [entry.message])
+            except Exception as exc:  # stopping anyway: the next start reconciles
+                log_event(log, "orders_stream.publish_failed", logging.WARNING, error=repr(exc))
+                continue
             self.held_then_forwarded += 1
-            self._send(APPLY_ORDER_UPDATE, [entry.message])
         log_event(
             log,
             "orders_stream.acknowledgements",
@@ -192,7 +200,11 @@ class AcknowledgementFilter:
                     self._wake.wait(None if due is None else due - now)
                 if self._closed:
                     return
-            self._recheck_due()
+            try:
+                self._recheck_due()
+            except Exception as exc:  # the thread outlives a bad round; what it held stays
+                log_event(log, "orders_stream.recheck_failed", logging.ERROR, error=repr(exc))
+                time.sleep(self._retry_send_after)
 
     def _recheck_due(self) -> None:
         with self._serial:
@@ -214,9 +226,19 @@ class AcknowledgementFilter:
                     del self._held[cl_ord_id]
                 if verdict is Acknowledgement.HELD:
                     self._kept(entry.message)
-                else:
-                    self.held_then_forwarded += 1
+                    continue
+                try:
                     self._send(APPLY_ORDER_UPDATE, [entry.message])
+                except Exception as exc:  # the broker client's errors share no base
+                    # Held again and tried later (the stream's own sends fail meanwhile,
+                    # and make it reconnect and ask for a reconciliation).
+                    log_event(log, "orders_stream.publish_failed", logging.WARNING, error=repr(exc))
+                    with self._wake:
+                        if cl_ord_id not in self._held and not self._closed:
+                            entry.due = self._clock() + self._retry_send_after
+                            self._held[cl_ord_id] = entry
+                    continue
+                self.held_then_forwarded += 1
 
     # The ledger's word --------------------------------------------------------------------
 

@@ -256,3 +256,43 @@ def test_only_a_fresh_intent_makes_an_acknowledgement_wait(
     held(APPLY_ORDER_UPDATE, ACK)
     assert sent.items == [(APPLY_ORDER_UPDATE, ACK)]
     held.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_held_push_the_broker_refuses_is_sent_again_later(ledger: Ledger) -> None:
+    """The holding thread outlives a failed send: it holds the push again and sends it once
+    the broker takes it, and goes on holding others."""
+    _in_flight(ledger)
+    sent = Sent()
+    refusals = [1]
+
+    def broker(name: str, args: list[object]) -> None:
+        if refusals and refusals.pop():
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+        sent(name, args)
+
+    held = AcknowledgementFilter(
+        broker, ledger, recheck_after=0.005, hold_at_most=0.02, retry_send_after=0.05
+    )
+    held(APPLY_ORDER_UPDATE, ACK)
+    assert sent.wait_for(1) == [(APPLY_ORDER_UPDATE, ACK)]
+    assert (refusals, held.held_then_forwarded) == ([], 1)
+    other = [snapshot_to_message(replace(NEWS, cl_ord_id="lfhlack0000000000000000009"))]
+    with ledger.connect() as conn:  # a second placement in flight
+        conn.execute(update(Order).values(cl_ord_id="lfhlack0000000000000000009"))
+    held(APPLY_ORDER_UPDATE, other)
+    assert sent.wait_for(2)[1] == (APPLY_ORDER_UPDATE, other)
+    held.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_closing_with_the_broker_gone_does_not_raise(ledger: Ledger) -> None:
+    _in_flight(ledger)
+
+    def broker(name: str, args: list[object]) -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    held = AcknowledgementFilter(broker, ledger, recheck_after=5.0, hold_at_most=60.0)
+    held(APPLY_ORDER_UPDATE, ACK)
+    held.close()
+    assert held.held_then_forwarded == 0
