@@ -102,19 +102,8 @@ def test_many_processes_on_distinct_slots_admit_exactly_the_limit(db_url: str, h
     as they come.
     """
     processes, limit = 12, 3
-    url = db_url.replace("postgresql+psycopg://", "postgresql://")
-    procs, start, out = _spawn(_buy_in_a_process, [(db_url, limit, i) for i in range(processes)])
-    with psycopg.connect(url) as holder:
-        if held:
-            holder.execute(f"SELECT pg_advisory_xact_lock({POSITIONS_LOCK})")
-        start.wait(120)
-        if held:
-            deadline = time.monotonic() + 60
-            while _waiting_for_the_positions_lock(url) < processes:
-                assert time.monotonic() < deadline, "the processes never queued on the lock"
-                time.sleep(0.05)
-        holder.commit()
-        results = _collect(procs, out)
+    racers = [(db_url, limit, i) for i in range(processes)]
+    results = _race_for_the_positions_lock(db_url, _buy_in_a_process, racers, held)
     _assert_exactly_the_limit(db_url, results, limit)
     skipped = _risk_limit_refusals(db_url)
     # A refused buy left no intent, only its reason.
@@ -156,6 +145,26 @@ def _collect(procs: list[Any], out: Any) -> list[Any]:
         p.join(30)
         assert p.exitcode == 0
     return results
+
+
+def _race_for_the_positions_lock(
+    db_url: str, target: Any, racers: list[tuple[Any, ...]], held: bool
+) -> list[Any]:
+    """Release ``racers`` together and collect their results. ``held``: the positions lock
+    is held until every one of them waits for it, so that they count one after another."""
+    url = db_url.replace("postgresql+psycopg://", "postgresql://")
+    procs, start, out = _spawn(target, racers)
+    with psycopg.connect(url) as holder:
+        if held:
+            holder.execute(f"SELECT pg_advisory_xact_lock({POSITIONS_LOCK})")
+        start.wait(120)
+        if held:
+            deadline = time.monotonic() + 60
+            while _waiting_for_the_positions_lock(url) < len(racers):
+                assert time.monotonic() < deadline, "the processes never queued on the lock"
+                time.sleep(0.05)
+        holder.commit()
+        return _collect(procs, out)
 
 
 def _orders(db_url: str) -> list[Any]:
@@ -240,20 +249,8 @@ def test_both_admission_paths_racing_on_distinct_slots_admit_exactly_the_limit(
     one-statement admission and half through ``try_admit``: they share the slot locks, the
     positions lock and the count, so exactly three buys go whichever path each took."""
     processes, limit = 12, 3
-    url = db_url.replace("postgresql+psycopg://", "postgresql://")
     racers = [(db_url, limit, f"M{i}-USDT", f"mixed-{i}", i % 2 == 0) for i in range(processes)]
-    procs, start, out = _spawn(_admit_in_a_process, racers)
-    with psycopg.connect(url) as holder:
-        if held:
-            holder.execute(f"SELECT pg_advisory_xact_lock({POSITIONS_LOCK})")
-        start.wait(120)
-        if held:
-            deadline = time.monotonic() + 60
-            while _waiting_for_the_positions_lock(url) < processes:
-                assert time.monotonic() < deadline, "the processes never queued on the lock"
-                time.sleep(0.05)
-        holder.commit()
-        results = _collect(procs, out)
+    results = _race_for_the_positions_lock(db_url, _admit_in_a_process, racers, held)
     _assert_exactly_the_limit(db_url, results, limit)
     assert len(_risk_limit_refusals(db_url)) == processes - limit
 
