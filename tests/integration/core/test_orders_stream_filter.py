@@ -296,3 +296,54 @@ def test_closing_with_the_broker_gone_does_not_raise(ledger: Ledger) -> None:
     held(APPLY_ORDER_UPDATE, ACK)
     held.close()
     assert held.held_then_forwarded == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_held_acknowledgement_is_forwarded_once_the_ledger_gives_up_on_its_intent(
+    ledger: Ledger,
+) -> None:
+    """A placement that lands after the ledger gave up on it: while its acknowledgement is
+    held, ``purge_pending`` marks the intent failed. The push is news now (an order the
+    ledger believes never existed is live) and goes to the workers at the next look, not
+    after the hold."""
+    _in_flight(ledger)
+    sent = Sent()
+    held = AcknowledgementFilter(sent, ledger, recheck_after=0.005, hold_at_most=60.0)
+    started = time.monotonic()
+    held(APPLY_ORDER_UPDATE, ACK)
+    time.sleep(0.03)
+    assert sent.items == []
+    with ledger.connect() as conn:
+        conn.execute(update(Order).values(state="failed"))
+    assert sent.wait_for(1) == [(APPLY_ORDER_UPDATE, ACK)]
+    assert time.monotonic() - started < 10
+    held.close()
+    assert (held.kept_back, held.held_then_forwarded) == (0, 1)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_held_acknowledgement_is_forwarded_when_the_ledger_stops_answering(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away while a push is held: it is forwarded at the next look (the
+    workers decide, as for any push the ledger cannot confirm), and the stream stops asking
+    for a while."""
+    _in_flight(ledger)
+    answers = [Acknowledgement.IN_FLIGHT]
+    real = orders_stream.acknowledgement
+
+    def acknowledgement(led: Ledger, snap: Any) -> Acknowledgement:
+        if answers:
+            return real(led, snap)  # held: the intent is in flight
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(orders_stream, "acknowledgement", acknowledgement)
+    sent = Sent()
+    held = AcknowledgementFilter(sent, ledger, recheck_after=0.05, hold_at_most=60.0)
+    held(APPLY_ORDER_UPDATE, ACK)
+    assert sent.items == []
+    answers.clear()
+    assert sent.wait_for(1) == [(APPLY_ORDER_UPDATE, ACK)]
+    held(APPLY_ORDER_UPDATE, ACK)  # paused: forwarded without asking
+    assert len(sent.items) == 2
+    held.close()
