@@ -14,12 +14,12 @@ when it sent the ticker, when it received the order request. Nothing warms the w
 buy path first, so the first sample is the first order after the workers started.
 
 No-op round trip: ``send_task(noop).get()`` through the same broker and worker pool, a few
-after every tick-to-order sample so that both see the same machine, each after the same pause
-as a ticker (``--noop-pause``, default ``--gap``): the ticker reaches processes that have been
-idle since the last order, and a round trip from idle processes is slower than one right
-after another (waking an idle process costs; measured here: ``SELECT 1`` 0.47 ms back to back,
-0.77 ms after 20 ms of idleness). The same number of no-ops back to back is measured too, and
-the ratios to both are printed.
+after every tick-to-order sample so that both see the same machine. Every ticker and every
+such no-op follows the same pause (``--noop-pause``, default ``--gap``), in which nothing runs:
+a round trip from idle processes is slower than one right after another (waking an idle
+process costs; measured here: ``SELECT 1`` 0.47 ms back to back, 0.77 ms after 20 ms of
+idleness). The same number of no-ops back to back is measured too, and the ratios to both
+are printed.
 
 Admission (``--burst N``, 0 to skip): N more instruments drop in one burst of tickers; the
 rate at which their orders reach the simulator, against the rate at which the same workers
@@ -278,6 +278,7 @@ def tick_to_order(
     noops = Noops()
     received: dict[str, int] = {}
     for inst in latency_insts:
+        time.sleep(args.noop_pause)  # idle, as before each paused no-op
         stamp = ctl.price_with_time(inst, **_price_args(market.moves[inst]))
         assert stamp is not None, f"nobody subscribes to {inst}"
         sent_us[inst] = stamp
