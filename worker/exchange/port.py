@@ -222,6 +222,7 @@ def snapshot_from_message(msg: dict[str, object]) -> OrderSnapshot:
 class WarmsUp(Protocol):
     """An adapter with something to prepare before its first order (optional)."""
 
-    def warm_up(self) -> int:
-        """Load what the first order would otherwise fetch; return how many instruments."""
+    def warm_up(self, rehearsals: int = 0) -> int:
+        """Load what the first order would otherwise fetch, and run the placement's own code
+        ``rehearsals`` times without placing anything; return how many instruments."""
         ...

@@ -101,16 +101,19 @@ def test_the_first_order_after_a_start_does_not_fetch_the_instrument_list(
     wait_for(lambda: all("worker.warmed" in w.text() for w in workers), 30, "the warm-ups")
     wait_drained(cluster.broker_url, timeout=60)  # the start-up reconciliations
 
-    def instrument_list_fetches() -> int:
-        return int(control.status()["requests"].get("/api/v5/public/instruments", 0))
+    def requests(path: str) -> int:
+        return int(control.status()["requests"].get(path, 0))
 
-    warmed = instrument_list_fetches()
+    warmed = requests("/api/v5/public/instruments")
     assert warmed >= 2  # one per worker process, as it started
+    # The warm-up also builds a placement's signed request, many times, and sends none.
+    assert requests("/api/v5/trade/order") == 0
     msg = builders.buy_message("hourly_limit_ws", "BTC-USDT")
     cl_ord_id = buy_cl_ord_id("hourly_limit_ws", msg["signal_id"])
     cluster.send(PROCESS_BUY_SIGNAL, msg)
     wait_for(lambda: cl_ord_id in control.timeline()["orders"], 30, "the first order")
-    assert instrument_list_fetches() == warmed
+    assert requests("/api/v5/public/instruments") == warmed
+    assert requests("/api/v5/trade/order") == 1
 
 
 def test_the_embedded_default_runs_without_any_server(

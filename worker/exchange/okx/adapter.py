@@ -6,10 +6,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from worker.domain.errors import ExchangeError, InvalidInstrument
 from worker.domain.money import InstrumentRules, quantize_str
+from worker.domain.orders import Side
 from worker.exchange.okx.errors import MalformedResponse
 from worker.exchange.okx.parse import (
     parse_instrument,
@@ -78,10 +80,16 @@ class OkxExchange:
             raise InvalidInstrument(f"okx: instrument {inst_id} is not live")
         return rules
 
-    def warm_up(self) -> int:
+    def warm_up(self, rehearsals: int = 0) -> int:
         """Load the instrument table and open the keep-alive connection, so that the first
-        order after a start does neither on its hot path; return the live instruments."""
-        return len(self.list_instruments())
+        order after a start does neither on its hot path, then build (and never send) a
+        placement's signed request ``rehearsals`` times; return the live instruments."""
+        live = len(self.list_instruments())
+        for _ in range(rehearsals):
+            self._rest.rehearse_post(
+                ORDER_PATH, _order_body(_REHEARSAL), headers=_deadline_header(_REHEARSAL)
+            )
+        return live
 
     def list_instruments(self) -> list[InstrumentRules]:
         """Return every live SPOT instrument."""
@@ -108,7 +116,7 @@ class OkxExchange:
     def place_order(self, request: OrderRequest) -> Placement:
         """Place a limit order; see the port's docstring for the error contract."""
         data = self._rest.post(
-            "/api/v5/trade/order",
+            ORDER_PATH,
             _order_body(request),
             key=request.inst_id,
             headers=_deadline_header(request),
@@ -202,6 +210,18 @@ class OkxExchange:
             return None
         with self._lock:
             return self._skew_ms
+
+
+ORDER_PATH = "/api/v5/trade/order"
+# What a warm-up builds a request for (and never sends).
+_REHEARSAL = OrderRequest(
+    inst_id="BTC-USDT",
+    side=Side.BUY,
+    px=Decimal(1),
+    sz=Decimal(1),
+    cl_ord_id="lfwarmup",
+    exp_time_ms=0,
+)
 
 
 def _order_body(request: OrderRequest) -> dict[str, Any]:

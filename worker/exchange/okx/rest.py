@@ -145,6 +145,15 @@ class OkxRestClient:
             extra_headers=headers,
         )
 
+    def rehearse_post(
+        self, path: str, body: Json, *, headers: Mapping[str, str] | None = None
+    ) -> httpx.Request:
+        """Build the signed request ``post`` would send, and send nothing: a worker process
+        runs it as it starts (``OkxExchange.warm_up``) so that its first order runs code
+        that has run before."""
+        raw = orjson.dumps(body).decode()
+        return self._request("POST", path, raw, signed=True, extra_headers=headers)
+
     def _send(
         self,
         method: str,
@@ -158,17 +167,10 @@ class OkxRestClient:
     ) -> list[Any]:
         endpoint = f"{method} {path}"
         self._pacer.acquire(endpoint, key)
-        headers = self._sign(method, request_path, body) if signed else dict(self._headers)
-        if extra_headers:
-            headers.update(extra_headers)
+        request = self._request(
+            method, request_path, body, signed=signed, extra_headers=extra_headers
+        )
         try:
-            request = httpx.Request(
-                method,
-                self._url(request_path),
-                content=body.encode() if body else None,
-                headers=headers,
-                extensions={"timeout": self._timeout},
-            )
             response = self._transport.handle_request(request)
             try:
                 response.read()
@@ -197,6 +199,26 @@ class OkxRestClient:
         if not isinstance(data, list):
             raise MalformedResponse(f"okx {endpoint}: envelope without a data list")
         return data
+
+    def _request(
+        self,
+        method: str,
+        request_path: str,
+        body: str,
+        *,
+        signed: bool,
+        extra_headers: Mapping[str, str] | None,
+    ) -> httpx.Request:
+        headers = self._sign(method, request_path, body) if signed else dict(self._headers)
+        if extra_headers:
+            headers.update(extra_headers)
+        return httpx.Request(
+            method,
+            self._url(request_path),
+            content=body.encode() if body else None,
+            headers=headers,
+            extensions={"timeout": self._timeout},
+        )
 
     def _sign(self, method: str, request_path: str, body: str) -> dict[str, str]:
         ts = rest_timestamp(self._now())
