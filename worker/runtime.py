@@ -18,6 +18,7 @@ from worker.cache import WorkerCache
 from worker.domain.errors import ExchangeError
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
+from worker.domain.sizing import SizedBuy, size_buy
 from worker.domain.strategies import HOURLY
 from worker.exchange.factory import build_exchange
 from worker.exchange.port import Exchange, WarmsUp
@@ -26,7 +27,7 @@ from worker.ledger.db import Ledger, utcnow
 from worker.ledger.orders import SENDABLE, accept_if_pending
 from worker.logs import log_event
 from worker.settings import Settings, get_settings
-from worker.signals import BuySignal
+from worker.signals import parse_buy
 from worker.slot_events import SlotEvents
 
 # Celery gives a new pool process 4 s (worker_proc_alive_timeout) to report that it is up,
@@ -148,22 +149,23 @@ REHEARSALS = 12
 
 
 def _rehearse_buy(rt: Runtime) -> None:
-    """Run the buy path's statements, in a transaction that is rolled back.
+    """Run the buy path's code and statements, in a transaction that is rolled back.
 
-    It opens the pool's first connection, and SQLAlchemy compiles each statement on its
-    first use (about 10 ms of CPU for the buy path's four: more than the rest of a warm buy);
-    on PostgreSQL the admission runs ``REHEARSALS`` times, on slots of its own, so that the
-    first real buys find its plans settled. Nothing is committed; the slots and ids are this
-    process's own, so that concurrent rehearsals never wait on each other's rows.
+    It reads and sizes ``REHEARSALS`` signals as the buy path does, and opens the pool's
+    first connection; SQLAlchemy compiles each statement on its first use (about 10 ms of CPU
+    for the buy path's four: more than the rest of a warm buy). On PostgreSQL the admission
+    runs ``REHEARSALS`` times, on slots of its own, so that the first real buys find its plans
+    settled. Nothing is committed; the slots and ids are this process's own, so that
+    concurrent rehearsals never wait on each other's rows.
     """
     now = rt.now()
     ledger = rt.ledger
-    requests = [_rehearsal(rt, now, k) for k in range(1 if ledger.sqlite else REHEARSALS)]
+    requests = [_rehearsal(rt, now, k) for k in range(REHEARSALS)]
     try:
         with ledger.connect() as conn:
             admitted: Admitted | Blocked | None = None
-            for request in requests:  # PostgreSQL's one-round-trip admission
-                admitted = None if ledger.sqlite else fast_admit(conn, request, lambda: now)
+            for request in [] if ledger.sqlite else requests:  # the one-round-trip admission
+                admitted = fast_admit(conn, request, lambda: now)
             # Then, unless PostgreSQL admitted it, the full decision on the last slot.
             admitted = admitted or try_admit(ledger, conn, requests[-1], lambda: now)
             order_id = admitted.order_id if isinstance(admitted, Admitted) else 0
@@ -174,25 +176,48 @@ def _rehearse_buy(rt: Runtime) -> None:
         pass
 
 
+# The rehearsal's instrument: its buys are sized as real ones are, and never sent.
+_REHEARSAL_RULES = InstrumentRules(
+    inst_id="WARMUP-USDT",
+    tick_sz=Decimal("0.0001"),
+    lot_sz=Decimal("0.0001"),
+    min_sz=Decimal("0.0001"),
+    base_ccy="WARMUP",
+    quote_ccy="USDT",
+)
+
+
 def _rehearsal(rt: Runtime, now: datetime, k: int) -> Admission:
-    """A buy of one unit at 1 on this process's ``k``-th rehearsal slot."""
+    """A buy of 1 USDT at 1 on this process's ``k``-th rehearsal slot, read from a signal
+    message and sized as the buy path does it."""
     now_ms = int(now.timestamp() * 1000)
-    signal = BuySignal(
-        v=1,
-        kind="buy",
-        signal_id=f"warm-up:{os.getpid()}:{now_ms}:{k}",
-        strategy=HOURLY.id,
-        inst_id=f"WARMUP{k}P{os.getpid()}-USDT",
-        px=Decimal(1),
-        quote_sz=Decimal(1),
-        created_at=now_ms,
+    signal = parse_buy(
+        {
+            "v": 1,
+            "kind": "buy",
+            "signal_id": f"warm-up:{os.getpid()}:{now_ms}:{k}",
+            "strategy": HOURLY.id,
+            "inst_id": f"WARMUP{k}P{os.getpid()}-USDT",
+            "px": "1",
+            "quote_sz": "1",
+            "created_at": now_ms,
+        }
     )
     settings = rt.settings
+    sized = size_buy(
+        _REHEARSAL_RULES,
+        signal.px,
+        sz=signal.sz,
+        quote_sz=signal.quote_sz,
+        fee_rate=settings.FEE_RATE_BOUND,
+        max_order_usdt=settings.MAX_ORDER_USDT,
+    )
+    px, sz = (sized.px, sized.sz) if isinstance(sized, SizedBuy) else (Decimal(1), Decimal(1))
     return Admission(
         signal=signal,
         cl_ord_id=buy_cl_ord_id(signal.strategy, signal.signal_id),
-        px=Decimal(1),
-        sz=Decimal(1),
+        px=px,
+        sz=sz,
         unsizable=None,
         guard_seconds=1,
         ttl_seconds=settings.SIGNAL_TTL_SECONDS,
