@@ -18,7 +18,6 @@ from worker.cache import WorkerCache
 from worker.domain.errors import ExchangeError
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.money import InstrumentRules
-from worker.domain.sizing import SizedBuy, size_buy
 from worker.domain.strategies import HOURLY
 from worker.exchange.factory import build_exchange
 from worker.exchange.port import Exchange, WarmsUp
@@ -203,16 +202,13 @@ def _rehearsal(rt: Runtime, now: datetime, k: int) -> Admission:
             "created_at": now_ms,
         }
     )
+    # Imported here: worker.services.buy imports this module.
+    from worker.services.buy import order_size
+
     settings = rt.settings
-    sized = size_buy(
-        _REHEARSAL_RULES,
-        signal.px,
-        sz=signal.sz,
-        quote_sz=signal.quote_sz,
-        fee_rate=settings.FEE_RATE_BOUND,
-        max_order_usdt=settings.MAX_ORDER_USDT,
-    )
-    px, sz = (sized.px, sized.sz) if isinstance(sized, SizedBuy) else (Decimal(1), Decimal(1))
+    px, sz, problem = order_size(signal, _REHEARSAL_RULES, settings)
+    if problem is not None:  # unsizable (MAX_ORDER_USDT below 1, say): one unit at 1 then
+        px, sz = Decimal(1), Decimal(1)
     return Admission(
         signal=signal,
         cl_ord_id=buy_cl_ord_id(signal.strategy, signal.signal_id),

@@ -135,7 +135,7 @@ def process_buy(rt: Runtime, message: Any) -> BuyResult:
         rules = rt.rules(signal.inst_id)
     except Fatal as exc:
         return skip(SkipReason.INVALID_INSTRUMENT, str(exc))
-    px, sz, size_problem = _order_size(signal, rules, settings)
+    px, sz, size_problem = order_size(signal, rules, settings)
 
     request = Admission(
         signal=signal,
@@ -175,7 +175,7 @@ def _blocked(rt: Runtime, signal: BuySignal, slot_name: str, blocked: Blocked) -
     return BuyResult(signal.signal_id, slot_name, "skipped", blocked.reason)
 
 
-def _order_size(
+def order_size(
     signal: BuySignal, rules: InstrumentRules, settings: Settings
 ) -> tuple[Decimal, Decimal, tuple[SkipReason, str] | None]:
     """Price, size, and why the order cannot go (see ``worker.domain.sizing``)."""

@@ -377,7 +377,9 @@ def test_a_slow_slot_lock_leaves_the_decision_to_try_admit(ledger: Ledger) -> No
     assert [s[0] for s in signals] == ["slow-slot"]
 
 
-def _runtime_recording_sql(ledger: Ledger, db_url: str, home: Any) -> tuple[Runtime, list[str]]:
+def _runtime_recording_sql(
+    ledger: Ledger, db_url: str, home: Any, **settings: Any
+) -> tuple[Runtime, list[str]]:
     """A runtime on ``ledger`` (the in-memory venue), and the SQL statements it will run."""
     calls: list[str] = []
 
@@ -385,7 +387,7 @@ def _runtime_recording_sql(ledger: Ledger, db_url: str, home: Any) -> tuple[Runt
     def _seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         calls.append(statement)
 
-    settings_ = builders.make_settings(DATABASE_URL=db_url, LIMITFLOW_HOME=home)
+    settings_ = builders.make_settings(DATABASE_URL=db_url, LIMITFLOW_HOME=home, **settings)
     rt = Runtime(settings_, ledger, make_memory_exchange(), builders.RecordingScheduler())
     return rt, calls
 
@@ -400,14 +402,24 @@ def test_process_buy_on_postgresql_goes_through_the_function(
     assert not any(c.startswith("INSERT INTO slots") for c in calls)
 
 
+@pytest.mark.parametrize("max_order_usdt", ["100", "0.5"])  # 0.5: its 1 USDT is unsizable
 def test_the_warm_up_rehearses_the_admission_and_keeps_nothing(
-    ledger: Ledger, db_url: str, tmp_path: Any
+    ledger: Ledger, db_url: str, tmp_path: Any, max_order_usdt: str
 ) -> None:
-    """A worker process's warm-up runs the admission REHEARSALS times (PostgreSQL's plans
-    settle after five) on slots of its own, and rolls everything back."""
-    rt, calls = _runtime_recording_sql(ledger, db_url, tmp_path)
+    """A worker process's warm-up reads, sizes and admits REHEARSALS buys (PostgreSQL's plans
+    settle after five, Python's bytecode after eight runs) on slots of its own, and rolls
+    everything back; a budget too small for its buys does not stop it."""
+    rt, calls = _runtime_recording_sql(ledger, db_url, tmp_path, MAX_ORDER_USDT=max_order_usdt)
+    sizes: list[tuple[Any, Any]] = []
+
+    @event.listens_for(ledger.engine, "before_cursor_execute")
+    def _sized(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
+        if "limitflow_admit" in statement:
+            sizes.append((params["px"], params["sz"]))
+
     _rehearse_buy(rt)
     assert sum("limitflow_admit" in c for c in calls) == REHEARSALS
+    assert len(sizes) == REHEARSALS and all(px > 0 and sz > 0 for px, sz in sizes)
     with ledger.connect() as conn:
         assert _rows(conn) == ([], [])
         assert conn.execute(text("SELECT count(*) FROM slots")).scalar_one() == 0
