@@ -14,6 +14,12 @@ Delivery settings, and why:
 - RabbitMQ (``amqp://``): quorum queues, publisher confirms and no visibility timeout at all;
   a dead worker's message comes back as soon as its connection drops. See
   ``worker.amqp_broker`` for why.
+- ``worker_cancel_long_running_tasks_on_connection_loss=False``: when the broker connection
+  drops (a Redis restart), a running task finishes. Its acknowledgement is lost with the
+  channel, so the message is delivered again (Redis: after the visibility timeout; RabbitMQ:
+  at once, maybe while the first run finishes), and the second run finds its work recorded.
+  Terminating the task instead would cut a buy between the exchange's answer and the
+  ledger's record of it: the order is then unknown until a lookup or ``purge_pending``.
 """
 
 from __future__ import annotations
@@ -92,7 +98,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
         "task_default_queue": QUEUE,
         "task_routes": {NOTIFY: {"queue": NOTIFY_QUEUE}},

@@ -11,11 +11,12 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from celery import Task
-from celery.exceptions import Retry
+from celery.exceptions import CPendingDeprecationWarning, Retry
 from celery.signals import (
     beat_init,
     celeryd_after_setup,
@@ -298,6 +299,16 @@ def _consume_alerts(sender: Any = None, instance: Any = None, **_: Any) -> None:
     if getattr(queues, "_consume_from", None) is None:  # no -Q was given (Celery 5.x)
         # queues[name] declares it as a producer routing there does (same exchange).
         queues.select_add(queues[NOTIFY_QUEUE])
+
+
+@celeryd_after_setup.connect
+def _no_warning_for_running_tasks(**_: Any) -> None:
+    """Celery warns at every lost broker connection that terminating the running tasks will
+    be its default in 6.0; Limitflow chose to let them finish (``worker.app``'s docstring).
+    Installed after Celery's logging setup, which shows every such warning ('always')."""
+    warnings.filterwarnings(
+        "ignore", message=r"\s*In Celery 5\.1 we introduced", category=CPendingDeprecationWarning
+    )
 
 
 @worker_shutting_down.connect

@@ -1,0 +1,93 @@
+"""A worker process outlives a Redis restart, even with a task in flight.
+
+kombu's Redis transport closes the lost connection's channel a second time after the
+connection has let go of its transport, and that close, trying to put the worker's
+unacknowledged messages back on the queue, fails with ``AttributeError`` ('NoneType' object
+has no attribute 'hostname'), which Celery calls unrecoverable: the worker's main process
+exits (``worker.redis_broker`` keeps it alive).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests import builders, stores
+from tests.chaos.stores import REDIS_SERVER, PrivateRedis
+from tests.processes import WorkerPool, wait_for
+from tests.venues import make_memory_exchange
+from worker.app import PROCESS_BUY_SIGNAL, make_app
+from worker.domain.ids import buy_cl_ord_id
+from worker.exchange.memory import serve_memory_exchange
+from worker.ledger.db import Ledger
+from worker.ledger.migrate import upgrade
+from worker.ledger.models import Order
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which(REDIS_SERVER) is None, reason="needs redis-server"),
+]
+
+PLACEMENT_SECONDS = 3.0  # long enough to restart Redis while a buy waits for the venue
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_worker_outlives_a_redis_restart_with_a_buy_in_flight(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    db_url = stores.create_pg_database()
+    upgrade(db_url)
+    venue = make_memory_exchange()
+    server = serve_memory_exchange(venue)
+    env = {
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": private_redis.url,
+        "CELERY_RESULT_BACKEND": private_redis.url,
+        "LIMITFLOW_HOME": str(tmp_path),
+        "LIMITFLOW_EXCHANGE": server.url,
+        "MEMORY_SYNC_INTERVAL_SECONDS": "0",
+        "LOG_LEVEL": "INFO",
+    }
+    app = make_app(builders.make_settings(**env))
+    ledger = Ledger.from_url(db_url)
+    pool = WorkerPool(env, tmp_path)
+    try:
+        [worker] = pool.start(1)
+        wait_for(lambda: "worker.warmed" in worker.text(), 30, "the warm-up", w=worker)
+
+        def state(msg: dict[str, object]) -> str | None:
+            cl_ord_id = buy_cl_ord_id("hourly_limit_ws", str(msg["signal_id"]))
+            with ledger.connect() as conn:
+                found = conn.execute(select(Order.state).where(Order.cl_ord_id == cl_ord_id))
+                return found.scalar_one_or_none()
+
+        venue.set_latency(PLACEMENT_SECONDS)
+        first = builders.buy_message("hourly_limit_ws", "BTC-USDT")
+        app.send_task(PROCESS_BUY_SIGNAL, args=[first])
+        # Admitted: the worker holds the message unacknowledged while the venue answers.
+        wait_for(lambda: state(first) == "pending_submit", 30, "the first buy admitted", w=worker)
+        private_redis.restart(down_seconds=1.0)
+        wait_for(lambda: state(first) == "live", 30, "the first buy placed", w=worker)
+
+        venue.set_latency(0)
+        second = builders.buy_message("hourly_limit_ws", "ETH-USDT")
+        app.send_task(PROCESS_BUY_SIGNAL, args=[second])
+        wait_for(lambda: state(second) == "live", 60, "a buy after the restart", w=worker)
+        assert worker.proc.poll() is None, worker.text()[-3000:]
+        assert "Unrecoverable error" not in worker.text()
+    finally:
+        pool.kill_all()
+        server.stop()
+        ledger.engine.dispose()
+        stores.drop_pg_database(db_url)
