@@ -25,6 +25,7 @@ from worker.ledger.admission import Admission, Admitted, Blocked, fast_admit, tr
 from worker.ledger.db import Ledger, utcnow
 from worker.ledger.orders import SENDABLE, accept_if_pending
 from worker.logs import log_event
+from worker.services.sizing import order_size
 from worker.settings import Settings, get_settings
 from worker.signals import parse_buy
 from worker.slot_events import SlotEvents
@@ -202,9 +203,6 @@ def _rehearsal(rt: Runtime, now: datetime, k: int) -> Admission:
             "created_at": now_ms,
         }
     )
-    # Imported here: worker.services.buy imports this module.
-    from worker.services.buy import order_size
-
     settings = rt.settings
     px, sz, problem = order_size(signal, _REHEARSAL_RULES, settings)
     if problem is not None:  # unsizable (MAX_ORDER_USDT below 1, say): one unit at 1 then

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -13,16 +12,14 @@ import orjson
 from worker import metrics
 from worker.domain.errors import Fatal, InvalidSignal
 from worker.domain.ids import buy_cl_ord_id
-from worker.domain.money import InstrumentRules
 from worker.domain.orders import OrderState, Side
 from worker.domain.results import BUSY, SkipReason
-from worker.domain.sizing import Unsizable, size_buy
 from worker.ledger.admission import Admission, Blocked, admit, late_detail
 from worker.ledger.signals import record_outcome, record_signal
 from worker.runtime import Runtime
 from worker.services.intents import Intent
 from worker.services.placement import JustCommitted, send
-from worker.settings import Settings
+from worker.services.sizing import order_size
 from worker.signals import BuySignal, parse_buy
 
 
@@ -173,20 +170,3 @@ def _blocked(rt: Runtime, signal: BuySignal, slot_name: str, blocked: Blocked) -
     if blocked.reason in BUSY:
         rt.cache.mark_busy(signal.slot, blocked.reason, blocked.detail)
     return BuyResult(signal.signal_id, slot_name, "skipped", blocked.reason)
-
-
-def order_size(
-    signal: BuySignal, rules: InstrumentRules, settings: Settings
-) -> tuple[Decimal, Decimal, tuple[SkipReason, str] | None]:
-    """Price, size, and why the order cannot go (see ``worker.domain.sizing``)."""
-    sized = size_buy(
-        rules,
-        signal.px,
-        sz=signal.sz,
-        quote_sz=signal.quote_sz,
-        fee_rate=settings.FEE_RATE_BOUND,
-        max_order_usdt=settings.MAX_ORDER_USDT,
-    )
-    if isinstance(sized, Unsizable):
-        return Decimal(0), Decimal(0), (sized.reason, sized.detail)
-    return sized.px, sized.sz, None
