@@ -1,10 +1,9 @@
-"""A worker process outlives a Redis restart, even with a task in flight.
+"""A Redis restart in the middle of a buy: the buy still records what the exchange answered.
 
-kombu's Redis transport closes the lost connection's channel a second time after the
-connection has let go of its transport, and that close, trying to put the worker's
-unacknowledged messages back on the queue, fails with ``AttributeError`` ('NoneType' object
-has no attribute 'hostname'), which Celery calls unrecoverable: the worker's main process
-exits (``worker.redis_broker`` keeps it alive).
+When the broker connection drops, Celery can terminate the tasks that are running with
+``acks_late`` (``worker_cancel_long_running_tasks_on_connection_loss``). For a buy waiting for
+the exchange's answer that leaves the placed order unknown to the ledger until a lookup or
+``purge_pending``. The workers let such a task finish (``worker.app``), and go on working.
 """
 
 from __future__ import annotations
