@@ -15,11 +15,13 @@ Delivery settings, and why:
   a dead worker's message comes back as soon as its connection drops. See
   ``worker.amqp_broker`` for why.
 - ``worker_cancel_long_running_tasks_on_connection_loss=False``: when the broker connection
-  drops (a Redis restart), a running task finishes. Its acknowledgement is lost with the
-  channel, so the message is delivered again (Redis: after the visibility timeout; RabbitMQ:
-  at once, maybe while the first run finishes), and the second run finds its work recorded.
-  Terminating the task instead would cut a buy between the exchange's answer and the
-  ledger's record of it: the order is then unknown until a lookup or ``purge_pending``.
+  drops (a Redis restart), a running task finishes. Its acknowledgement reaches Redis once it
+  is back (kombu acknowledges through a new connection). Where it cannot (Redis still down;
+  RabbitMQ, whose acknowledgements belong to the lost channel) the message is delivered again
+  (Redis: after the visibility timeout; RabbitMQ: at once, maybe while the first run
+  finishes), and the second run finds its work recorded. Terminating the task instead would
+  cut a buy between the exchange's answer and the ledger's record of it: the order is then
+  unknown until a lookup or ``purge_pending``.
 """
 
 from __future__ import annotations

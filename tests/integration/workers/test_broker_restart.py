@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from tests import builders, stores
+from tests.chaos.engine_ops import Broker
 from tests.chaos.stores import REDIS_SERVER, PrivateRedis
 from tests.processes import WorkerPool, wait_for
 from tests.venues import make_memory_exchange
@@ -24,7 +25,7 @@ from worker.domain.ids import buy_cl_ord_id
 from worker.exchange.memory import serve_memory_exchange
 from worker.ledger.db import Ledger
 from worker.ledger.migrate import upgrade
-from worker.ledger.models import Order
+from worker.ledger.models import Order, Signal
 
 pytestmark = [
     pytest.mark.integration,
@@ -40,6 +41,11 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
+
+
+def wait_idle(broker: Broker) -> bool:
+    """Nothing waiting and nothing unacknowledged, for two seconds (within 30 s)."""
+    return broker.wait_until(lambda waiting, unacked: waiting == unacked == 0, 30, lambda: None)
 
 
 def test_a_worker_outlives_a_redis_restart_with_a_buy_in_flight(
@@ -85,6 +91,32 @@ def test_a_worker_outlives_a_redis_restart_with_a_buy_in_flight(
         wait_for(lambda: state(second) == "live", 60, "a buy after the restart", w=worker)
         assert worker.proc.poll() is None, worker.text()[-3000:]
         assert "Unrecoverable error" not in worker.text()
+
+        # Its acknowledgement reached Redis once it was back (kombu acknowledges through a
+        # new connection): nothing waits and nothing is held for a redelivery.
+        broker = Broker(private_redis.url)
+        try:
+            assert wait_idle(broker), broker.busy_with()
+        finally:
+            broker.close()
+        # Where it cannot (Redis still down; RabbitMQ, whose acknowledgements belong to the
+        # lost channel), the message comes back: its second run places nothing.
+        runs = worker.text().count(f"signal_id={first['signal_id']} ")
+        app.send_task(PROCESS_BUY_SIGNAL, args=[first])
+        wait_for(
+            lambda: worker.text().count(f"signal_id={first['signal_id']} ") > runs,
+            30,
+            "the first buy's message run again",
+            w=worker,
+        )
+        assert "outcome=duplicate" in worker.text().rsplit(f"signal_id={first['signal_id']}", 1)[1]
+        assert sorted(o.inst_id for o in venue.orders()) == ["BTC-USDT", "ETH-USDT"]
+        with ledger.connect() as conn:
+            outcomes = conn.execute(
+                select(Signal.outcome).where(Signal.signal_id == first["signal_id"])
+            ).all()
+        assert [o for (o,) in outcomes] == ["accepted"]
+        assert state(first) == "live"
     finally:
         pool.kill_all()
         server.stop()
