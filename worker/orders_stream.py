@@ -23,9 +23,9 @@ from worker import metrics_server, notify, preflight
 from worker.banner import log_banner
 from worker.exchange.okx.private_stream import OrdersStream, Publish
 from worker.exchange.okx.rest import Credentials
-from worker.exchange.port import snapshot_from_message
+from worker.exchange.port import OrderSnapshot, snapshot_from_message
 from worker.ledger.db import Ledger, make_engine
-from worker.ledger.orders import Acknowledgement, acknowledgement
+from worker.ledger.orders import Acknowledgement, acknowledgements, looks_like_acknowledgement
 from worker.logs import configure_logging, log_event
 from worker.settings import Settings, get_settings
 from worker.task_names import APPLY_ORDER_UPDATE
@@ -73,6 +73,7 @@ class _Held:
     """An acknowledgement waiting for its placement's answer to be recorded."""
 
     message: dict[str, object]
+    snap: OrderSnapshot
     since: float
     due: float  # when to ask the ledger again
     wait: float  # since the last time it asked
@@ -89,14 +90,16 @@ class AcknowledgementFilter:
     decide. After a failed read it does not ask again for ``PAUSE_AFTER_FAILURE_SECONDS``, so
     an unreachable database costs one timeout, not one per push.
 
-    The exchange often pushes the acknowledgement before the placing worker has recorded
-    the REST answer (``IN_FLIGHT``: the intent is still ``pending_submit``, without an
-    ordId). Such a push is held and asked about again after ``RECHECK_AFTER_SECONDS``,
-    doubling, by a thread of its own: kept back once the ledger holds it, forwarded once it
-    has waited ``HOLD_AT_MOST_SECONDS`` (the worker may have died before recording the answer;
-    then the push is the news). Any other push of the same order forwards the held one first,
-    so the workers get an order's pushes in the stream's order; ``close`` forwards whatever is
-    still held.
+    The exchange pushes the acknowledgement about when it answers the placement, often
+    before the placing worker has recorded the answer (``IN_FLIGHT``: the intent is still
+    ``pending_submit``, without an ordId). So a push that looks like an acknowledgement is
+    held first and asked about ``RECHECK_AFTER_SECONDS`` later, then again, doubling, by a
+    thread of its own, which asks about every push due at once in one read: kept back once
+    the ledger holds it, forwarded once the ledger calls it news or it has waited
+    ``HOLD_AT_MOST_SECONDS`` (the worker may have died before recording the answer; then the
+    push is the news). Any other push of the same order forwards the held one first, so the
+    workers get an order's pushes in the stream's order; ``close`` forwards whatever is
+    still held. Other pushes go at once, unasked.
     """
 
     def __init__(
@@ -136,13 +139,15 @@ class AcknowledgementFilter:
             if earlier is not None:
                 self.held_then_forwarded += 1
                 self._send(APPLY_ORDER_UPDATE, [earlier])
-            verdict = self._verdict(message)
-            if verdict is Acknowledgement.HELD:
-                self._kept(message)
-            elif verdict is Acknowledgement.IN_FLIGHT and self._hold(cl_ord_id, message):
-                pass
-            else:
+            snap = self._acknowledgement(message)
+            if snap is None or not self._hold(cl_ord_id, message, snap):
                 self._send(name, args)
+
+    @property
+    def holding(self) -> int:
+        """How many pushes are held now."""
+        with self._wake:
+            return len(self._held)
 
     def close(self) -> None:
         """Stop holding: forward every push still held."""
@@ -169,13 +174,13 @@ class AcknowledgementFilter:
 
     # Holding ----------------------------------------------------------------------------
 
-    def _hold(self, cl_ord_id: str, message: dict[str, object]) -> bool:
+    def _hold(self, cl_ord_id: str, message: dict[str, object], snap: OrderSnapshot) -> bool:
         now = self._clock()
         with self._wake:
             if self._closed:
                 return False
             wait = self._recheck_after
-            self._held[cl_ord_id] = _Held(message, since=now, due=now + wait, wait=wait)
+            self._held[cl_ord_id] = _Held(message, snap, since=now, due=now + wait, wait=wait)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._recheck_loop, name="orders-stream-held", daemon=True
@@ -211,8 +216,8 @@ class AcknowledgementFilter:
             now = self._clock()
             with self._wake:
                 due = [(c, e) for c, e in self._held.items() if e.due <= now]
-            for cl_ord_id, entry in due:
-                verdict = self._verdict(entry.message)
+            verdicts = self._verdicts([entry.snap for _, entry in due])
+            for (cl_ord_id, entry), verdict in zip(due, verdicts, strict=True):
                 with self._wake:
                     if self._held.get(cl_ord_id) is not entry:
                         continue  # forwarded meanwhile (close)
@@ -242,15 +247,22 @@ class AcknowledgementFilter:
 
     # The ledger's word --------------------------------------------------------------------
 
-    def _verdict(self, message: dict[str, object]) -> Acknowledgement:
+    def _acknowledgement(self, message: dict[str, object]) -> OrderSnapshot | None:
+        """The push, if it looks like an acknowledgement that the ledger may hold (and the
+        ledger is being asked at all)."""
         if self._clock() < self._paused_until:
-            return Acknowledgement.NEWS
+            return None
         try:
             snap = snapshot_from_message(message)
         except (KeyError, ValueError, TypeError):
-            return Acknowledgement.NEWS  # the workers record it as invalid
+            return None  # the workers record it as invalid
+        return snap if looks_like_acknowledgement(snap) else None
+
+    def _verdicts(self, snaps: list[OrderSnapshot]) -> list[Acknowledgement]:
+        if not snaps or self._clock() < self._paused_until:
+            return [Acknowledgement.NEWS] * len(snaps)
         try:
-            return acknowledgement(self._ledger, snap)
+            return acknowledgements(self._ledger, snaps)
         except SQLAlchemyError as exc:
             self._paused_until = self._clock() + PAUSE_AFTER_FAILURE_SECONDS
             log_event(
@@ -260,7 +272,7 @@ class AcknowledgementFilter:
                 error=type(exc).__name__,
                 forward_all_for_seconds=PAUSE_AFTER_FAILURE_SECONDS,
             )
-            return Acknowledgement.NEWS
+            return [Acknowledgement.NEWS] * len(snaps)
 
     def _kept(self, message: dict[str, object]) -> None:
         self.kept_back += 1

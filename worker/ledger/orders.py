@@ -198,9 +198,9 @@ def slot_taken_by_another(
 
 # Our own orders that news about them may move on their own (not orphans, not adopted).
 _PLACED = ("entry", "take_profit", "exit")
-_ACKNOWLEDGED = select(Order.state, Order.filled_sz, Order.ord_id, Order.purpose).where(
-    Order.cl_ord_id == bindparam("cl_ord_id")
-)
+_ACKNOWLEDGED = select(
+    Order.cl_ord_id, Order.state, Order.filled_sz, Order.ord_id, Order.purpose
+).where(Order.cl_ord_id.in_(bindparam("cl_ord_ids", expanding=True)))
 
 
 def only_acknowledges(ledger: Ledger, snap: OrderSnapshot) -> bool:
@@ -233,15 +233,38 @@ class Acknowledgement(Enum):
 def acknowledgement(ledger: Ledger, snap: OrderSnapshot) -> Acknowledgement:
     """Whether ``snap`` is news to the ledger, and if not, why (see ``Acknowledgement``):
     one read without locks, and none for a push that is not an acknowledgement at all."""
-    if (
-        snap.fill is not None
-        or snap.state is not OrderState.LIVE
-        or snap.acc_fill_sz != 0
-        or not (snap.cl_ord_id and snap.ord_id)
-    ):
-        return Acknowledgement.NEWS
-    with ledger.single_statement() as conn:
-        row = conn.execute(_ACKNOWLEDGED, {"cl_ord_id": snap.cl_ord_id}).one_or_none()
+    return acknowledgements(ledger, [snap])[0]
+
+
+def looks_like_acknowledgement(snap: OrderSnapshot) -> bool:
+    """Whether ``snap`` only says that an order of ours is live, with nothing filled: the
+    one kind of push the ledger may already hold (``acknowledgement``). Asks nothing."""
+    return (
+        snap.fill is None
+        and snap.state is OrderState.LIVE
+        and snap.acc_fill_sz == 0
+        and bool(snap.cl_ord_id and snap.ord_id)
+    )
+
+
+def acknowledgements(ledger: Ledger, snaps: list[OrderSnapshot]) -> list[Acknowledgement]:
+    """``acknowledgement`` of each of ``snaps``, in one read (none when no push looks like
+    an acknowledgement)."""
+    asked = {snap.cl_ord_id for snap in snaps if looks_like_acknowledgement(snap)}
+    rows: dict[str, tuple[str, object, str | None, str]] = {}
+    if asked:
+        with ledger.single_statement() as conn:
+            found = conn.execute(_ACKNOWLEDGED, {"cl_ord_ids": sorted(asked)})
+            rows = {row[0]: (row[1], row[2], row[3], row[4]) for row in found}
+    return [
+        _verdict(snap, rows) if snap.cl_ord_id in asked else Acknowledgement.NEWS for snap in snaps
+    ]
+
+
+def _verdict(
+    snap: OrderSnapshot, rows: dict[str, tuple[str, object, str | None, str]]
+) -> Acknowledgement:
+    row = rows.get(snap.cl_ord_id)
     if row is None:
         return Acknowledgement.NEWS
     state, filled, ord_id, purpose = row

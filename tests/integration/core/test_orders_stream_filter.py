@@ -2,8 +2,9 @@
 
 ``unless_acknowledged`` asks the ledger (PostgreSQL) whether a push only acknowledges a
 placement. Only a positive answer keeps it off the broker; everything else, and every push
-when the ledger cannot answer, goes to the workers as before. An acknowledgement that
-overtook its placement's answer is held until the ledger holds it too, or forwarded.
+when the ledger cannot answer, goes to the workers as before. A push that looks like an
+acknowledgement is held a moment before the ledger is asked (the placing worker is usually
+still recording the answer), and until the ledger holds it too, or forwarded.
 """
 
 from __future__ import annotations
@@ -61,11 +62,23 @@ def ledger(db_url: str) -> Any:
 
 
 def forwarded(ledger: Ledger | None, pushes: list[Any]) -> list[tuple[str, list[object]]]:
+    """What the stream forwards of ``pushes``, once it holds none of them any more."""
     sent: list[tuple[str, list[object]]] = []
     publish = unless_acknowledged(lambda name, args: sent.append((name, args)), ledger)
     for name, args in pushes:
         publish(name, args)
+    if isinstance(publish, AcknowledgementFilter):
+        settled(publish)
+        publish.close()
     return sent
+
+
+def settled(held: AcknowledgementFilter, timeout: float = 5.0) -> None:
+    """Wait until the filter holds nothing (its thread has asked the ledger about all)."""
+    deadline = time.monotonic() + timeout
+    while held.holding:
+        assert time.monotonic() < deadline, f"still holding {held.holding} after {timeout} s"
+        time.sleep(0.002)
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -82,7 +95,9 @@ def test_only_the_acknowledgement_is_kept_back(ledger: Ledger) -> None:
         )
     ]
     other = (VERIFY_ORDER, [1, 0])
-    assert forwarded(ledger, [ack, *news, other]) == [*news, other]
+    assert forwarded(ledger, [ack, other]) == [other]
+    for push in news:
+        assert forwarded(ledger, [push]) == [push]
 
 
 def test_every_push_goes_when_the_ledger_cannot_answer() -> None:
@@ -92,7 +107,8 @@ def test_every_push_goes_when_the_ledger_cannot_answer() -> None:
     ack = (APPLY_ORDER_UPDATE, [snapshot_to_message(NEWS)])
     broken = (APPLY_ORDER_UPDATE, [{"inst_id": "BTC-USDT"}])  # the workers record it
     try:
-        assert forwarded(unreachable, [ack, broken]) == [ack, broken]
+        # The broken one at once; the acknowledgement once the read has failed.
+        assert forwarded(unreachable, [ack, broken]) == [broken, ack]
     finally:
         unreachable.engine.dispose()
     assert forwarded(None, [ack]) == [ack]  # no ledger (the embedded default)
@@ -106,25 +122,28 @@ def test_after_a_failed_read_it_forwards_without_asking_for_a_while(
     asked: list[int] = []
     failing = [True]
 
-    def acknowledgement(led: Ledger, snap: Any) -> Acknowledgement:
-        asked.append(1)
+    def acknowledgements(led: Ledger, snaps: list[Any]) -> list[Acknowledgement]:
+        asked.append(len(snaps))
         if failing[0]:
             raise OperationalError("SELECT", {}, Exception("server closed the connection"))
-        return Acknowledgement.HELD
+        return [Acknowledgement.HELD] * len(snaps)
 
-    monkeypatch.setattr(orders_stream, "acknowledgement", acknowledgement)
-    now = [100.0]
-    sent: list[str] = []
-    publish = unless_acknowledged(lambda name, args: sent.append(name), ledger, lambda: now[0])
-    ack = [snapshot_to_message(NEWS)]
-    publish(APPLY_ORDER_UPDATE, ack)  # fails: forwarded, and no more asking
-    now[0] += PAUSE_AFTER_FAILURE_SECONDS - 1
+    monkeypatch.setattr(orders_stream, "acknowledgements", acknowledgements)
+    sent = Sent()
+    publish = AcknowledgementFilter(sent, ledger, recheck_after=0.005, hold_at_most=60.0)
+    publish(APPLY_ORDER_UPDATE, ACK)  # held; the read fails: forwarded, and no more asking
+    assert sent.wait_for(1) == [(APPLY_ORDER_UPDATE, ACK)]
     failing[0] = False
-    publish(APPLY_ORDER_UPDATE, ack)
-    assert (len(asked), len(sent)) == (1, 2)
-    now[0] += 1
-    publish(APPLY_ORDER_UPDATE, ack)  # asks again, and the ledger knows it
-    assert (len(asked), len(sent)) == (2, 2)
+    pause = publish._paused_until - time.monotonic()
+    assert PAUSE_AFTER_FAILURE_SECONDS - 5 < pause <= PAUSE_AFTER_FAILURE_SECONDS
+    publish(APPLY_ORDER_UPDATE, ACK)  # not even held
+    assert (asked, len(sent.items), publish.holding) == ([1], 2, 0)
+    # Once the pause is over it asks again, and the ledger knows it.
+    monkeypatch.setattr(publish, "_paused_until", 0.0)
+    publish(APPLY_ORDER_UPDATE, ACK)
+    settled(publish)
+    assert (asked, len(sent.items), publish.kept_back) == ([1, 1], 2, 1)
+    publish.close()
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -211,7 +230,11 @@ def test_the_next_push_of_the_order_sends_the_held_one_first(ledger: Ledger) -> 
     sent = Sent()
     held = AcknowledgementFilter(sent, ledger, recheck_after=5.0, hold_at_most=60.0)
     fill = [snapshot_to_message(replace(NEWS, fill=TRADE, acc_fill_sz=Decimal("0.0001")))]
-    other = [snapshot_to_message(replace(NEWS, cl_ord_id="lfhlack0000000000000000009"))]
+    other = [
+        snapshot_to_message(
+            replace(NEWS, cl_ord_id="lfhlack0000000000000000009", state=OrderState.CANCELED)
+        )
+    ]
     held(APPLY_ORDER_UPDATE, ACK)
     held(APPLY_ORDER_UPDATE, other)  # another order's push does not release it
     held(APPLY_ORDER_UPDATE, fill)
@@ -252,9 +275,11 @@ def test_only_a_fresh_intent_makes_an_acknowledgement_wait(
     with ledger.connect() as conn:
         conn.execute(update(Order).values(**row))
     sent = Sent()
-    held = AcknowledgementFilter(sent, ledger, recheck_after=5.0, hold_at_most=60.0)
+    held = AcknowledgementFilter(sent, ledger, recheck_after=0.005, hold_at_most=60.0)
+    started = time.monotonic()
     held(APPLY_ORDER_UPDATE, ACK)
-    assert sent.items == [(APPLY_ORDER_UPDATE, ACK)]
+    assert sent.wait_for(1) == [(APPLY_ORDER_UPDATE, ACK)]  # at the first look
+    assert time.monotonic() - started < 30
     held.close()
 
 
@@ -330,14 +355,14 @@ def test_a_held_acknowledgement_is_forwarded_when_the_ledger_stops_answering(
     for a while."""
     _in_flight(ledger)
     answers = [Acknowledgement.IN_FLIGHT]
-    real = orders_stream.acknowledgement
+    real = orders_stream.acknowledgements
 
-    def acknowledgement(led: Ledger, snap: Any) -> Acknowledgement:
+    def acknowledgements(led: Ledger, snaps: list[Any]) -> list[Acknowledgement]:
         if answers:
-            return real(led, snap)  # held: the intent is in flight
+            return real(led, snaps)  # held: the intent is in flight
         raise OperationalError("SELECT", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(orders_stream, "acknowledgement", acknowledgement)
+    monkeypatch.setattr(orders_stream, "acknowledgements", acknowledgements)
     sent = Sent()
     held = AcknowledgementFilter(sent, ledger, recheck_after=0.05, hold_at_most=60.0)
     held(APPLY_ORDER_UPDATE, ACK)
@@ -347,3 +372,43 @@ def test_a_held_acknowledgement_is_forwarded_when_the_ledger_stops_answering(
     held(APPLY_ORDER_UPDATE, ACK)  # paused: forwarded without asking
     assert len(sent.items) == 2
     held.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_pushes_due_together_are_asked_about_in_one_read(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of placements brings a burst of acknowledgements: the holding thread asks the
+    ledger about all those due when it looks in one read, not one read each."""
+    with ledger.connect() as conn:
+        row = conn.execute(select(Order.__table__)).mappings().one()
+        base = {k: v for k, v in row.items() if k != "id"}
+        for n in range(2, 6):
+            conn.execute(
+                insert(Order).values(
+                    **{**base, "cl_ord_id": f"{NEWS.cl_ord_id}{n}", "inst_id": f"X{n}-USDT"}
+                )
+            )
+        cl_ord_ids = list(conn.execute(select(Order.cl_ord_id)).scalars())
+    reads: list[int] = []
+    real = orders_stream.acknowledgements
+
+    def acknowledgements(led: Ledger, snaps: list[Any]) -> list[Acknowledgement]:
+        reads.append(len(snaps))
+        return real(led, snaps)
+
+    monkeypatch.setattr(orders_stream, "acknowledgements", acknowledgements)
+    sent = Sent()
+    now = [100.0]
+    held = AcknowledgementFilter(
+        sent, ledger, clock=lambda: now[0], recheck_after=0.2, hold_at_most=60.0
+    )
+    pushes = [[snapshot_to_message(replace(NEWS, cl_ord_id=c))] for c in cl_ord_ids]
+    for push in pushes:
+        held(APPLY_ORDER_UPDATE, push)
+        now[0] += 0.001  # each arrives a moment after the last, and is due as much later
+    assert (reads, held.holding) == ([], 5)
+    now[0] += 1.0  # by the time the thread looks (within 0.2 s), every one of them is due
+    settled(held)
+    held.close()
+    assert (reads, held.kept_back, sent.items) == ([5], 5, [])

@@ -197,6 +197,14 @@ class FakeOkx:
         """Send ``message`` to every connected private websocket."""
         self._call(lambda ws: ws.send_json(message))
 
+    def push_raw(self, frame: bytes, *, binary: bool = False) -> None:
+        """Send ``frame`` as it is, in a text frame (even if it is not UTF-8) or a binary one."""
+        if binary:
+            self._call(lambda ws: ws.send_bytes(frame))
+        else:
+            # aiohttp only sends str as text; its writer sends any bytes with the text opcode.
+            self._call(lambda ws: ws._writer.send_frame(frame, WSMsgType.TEXT))
+
     def close_sockets(self) -> None:
         self._call(lambda ws: ws.close())
 

@@ -153,6 +153,25 @@ def test_bad_order_item_is_skipped_not_fatal(
     assert fake.ws.connections == 1
 
 
+def test_a_frame_that_is_not_json_is_skipped_not_fatal(
+    fake: FakeOkx, recorder: Recorder, running: OrdersStream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Frames are read as bytes and left to the JSON parser, which refuses bytes that are not
+    UTF-8: such a frame is logged and skipped like any other bad frame, on the same link."""
+    caplog.set_level(logging.WARNING, logger="limitflow.orders_stream")
+    fake.push_raw(b'{"arg": {"channel": "orders"}, "data": ["\xff\xfe"]}')  # not UTF-8
+    fake.push_raw(b"\xc3\x28 not even json")
+    fake.push_raw(b"[1, 2, 3]", binary=True)
+    fake.push({"arg": ORDERS_PUSH["arg"], "data": [LIVE_PUSH_ITEM]})
+    wait_for(lambda: len(recorder.named(APPLY_ORDER_UPDATE)) == 1)
+    assert recorder.named(APPLY_ORDER_UPDATE) == [
+        [snapshot_to_message(parse_order(LIVE_PUSH_ITEM))]
+    ]
+    assert fake.ws.connections == 1
+    bad = [r for r in caplog.records if "orders_stream.bad_frame" in r.getMessage()]
+    assert len(bad) == 2, [r.getMessage() for r in caplog.records]
+
+
 def test_pings_after_silence_and_stays_connected_on_pong(
     fake: FakeOkx, recorder: Recorder, running: OrdersStream
 ) -> None:

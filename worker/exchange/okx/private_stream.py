@@ -12,7 +12,6 @@ workers for ``sync_active_orders`` once it is subscribed.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import websocket
 
 from worker.domain.errors import LimitflowError
@@ -162,7 +162,11 @@ class OrdersStream:
     def _session(self) -> tuple[str, bool]:
         """Run one connection; return why it ended and whether it got subscribed."""
         try:
-            ws = self._connect(self.url, timeout=self._timing.connect_timeout)
+            # UTF-8 is checked by the JSON parser, in C: websocket-client's own check is a
+            # Python loop over every byte of every frame (a third of the stream's CPU).
+            ws = self._connect(
+                self.url, timeout=self._timing.connect_timeout, skip_utf8_validation=True
+            )
         except (OSError, websocket.WebSocketException) as exc:
             log_event(log, "orders_stream.connect_failed", logging.WARNING, error=repr(exc))
             return "connect_failed", False
@@ -197,11 +201,11 @@ class OrdersStream:
             "timestamp": ts,
             "sign": ws_login_signature(secret, ts),
         }
-        ws.send(json.dumps({"op": "login", "args": [args]}))
+        ws.send(orjson.dumps({"op": "login", "args": [args]}).decode())
         self._await_event(ws, "login")
 
     def _subscribe(self, ws: Any) -> None:
-        ws.send(json.dumps({"op": "subscribe", "args": [ORDERS_ARG]}))
+        ws.send(orjson.dumps({"op": "subscribe", "args": [ORDERS_ARG]}).decode())
         self._await_event(ws, "subscribe")
 
     def _await_event(self, ws: Any, event: str) -> None:
@@ -224,13 +228,13 @@ class OrdersStream:
     def _recv_json(self, ws: Any) -> dict[str, Any] | None:
         """Return the next JSON message, ``None`` after a poll timeout or a non-JSON frame."""
         try:
-            raw = ws.recv()
+            raw = _recv(ws)
         except websocket.WebSocketTimeoutException:
             return None
-        if raw in ("", b""):
+        if raw == b"":
             raise StreamError("closed by the server")
         try:
-            msg = json.loads(raw)
+            msg = orjson.loads(raw)
         except ValueError:
             return None
         return msg if isinstance(msg, dict) else None
@@ -247,26 +251,26 @@ class OrdersStream:
                 log_event(log, "orders_stream.pong_missing", logging.WARNING)
                 return "no_pong"
             try:
-                raw = ws.recv()
+                raw = _recv(ws)
             except websocket.WebSocketTimeoutException:
                 now = self._clock()
                 continue
-            if raw in ("", b""):
+            if raw == b"":
                 return "closed"
             now = self._clock()
             keepalive.received(now)  # any frame proves the link is alive
             self.frames += 1
-            if raw in ("pong", b"pong"):
+            if raw == b"pong":
                 continue
             reason = self._on_message(raw)
             if reason is not None:
                 return reason
         return "stopped"
 
-    def _on_message(self, raw: str | bytes) -> str | None:
+    def _on_message(self, raw: bytes) -> str | None:
         """Handle one frame; return a reason to reconnect, else ``None``."""
         try:
-            msg = json.loads(raw)
+            msg = orjson.loads(raw)
         except ValueError:
             log_event(log, "orders_stream.bad_frame", logging.WARNING, size=len(raw))
             return None
@@ -328,6 +332,15 @@ class OrdersStream:
             self._publish(name, args)
         except Exception as exc:  # the broker client's errors have no common base we can name
             raise PublishFailed(f"cannot enqueue {name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _recv(ws: Any) -> bytes:
+    """The next text or binary frame, as bytes (not decoded: a frame that is not UTF-8 is
+    refused by the JSON parser like any other bad frame); ``b""`` once the server closes."""
+    opcode, data = ws.recv_data()
+    if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+        return bytes(data)
+    return b""
 
 
 def _close(ws: Any) -> None:
