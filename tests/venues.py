@@ -24,7 +24,6 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Protocol
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -43,7 +42,7 @@ from worker.settings import SIM_API_KEY, SIM_API_PASSPHRASE, SIM_API_SECRET
 
 VENUES = ("memory", "okx-sim")
 # Client timeout of the in-process OKX adapter: a held request becomes "unknown" quickly.
-SIM_CLIENT_TIMEOUT = httpx.Timeout(1.0, connect=1.0)
+SIM_CLIENT_TIMEOUT = 1.0  # connect and read
 SIM_HOLD_SECONDS = 1.5  # how long the simulator holds a request it "times out"
 PUSH_WAIT_SECONDS = 5.0
 

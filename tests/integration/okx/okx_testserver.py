@@ -29,6 +29,7 @@ class Reply:
     status: int = 200
     delay: float = 0.0
     raw: bool = False  # send ``body`` as text, unparsed
+    stall: float = 0.0  # send the status and half the body, then wait this long
 
 
 def ok(data: list[Any]) -> Reply:
@@ -145,6 +146,15 @@ class FakeOkx:
             return web.json_response({"code": "50000", "msg": "unscripted", "data": []}, status=400)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if reply.stall:
+            body = json.dumps(reply.body).encode()
+            stalled = web.StreamResponse(status=reply.status)
+            stalled.content_length = len(body)
+            stalled.content_type = "application/json"
+            await stalled.prepare(request)
+            await stalled.write(body[: len(body) // 2])
+            await asyncio.sleep(reply.stall)
+            return stalled
         if reply.raw:
             return web.Response(text=str(reply.body), status=reply.status)
         return web.json_response(reply.body, status=reply.status)

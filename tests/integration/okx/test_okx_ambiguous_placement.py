@@ -45,6 +45,15 @@ AMBIGUOUS = {
     "http_408": Reply("Request Timeout", 408, raw=True),
     "http_425_json": Reply({"msg": "Too Early"}, 425),
     "http_499_empty": Reply("", 499, raw=True),
+    # An acceptance whose body stops half-way, past the client's read timeout (0.5 s).
+    "body_stalls_half_way": Reply(
+        {"code": "0", "msg": "", "data": [{"ordId": "42", "clOrdId": "", "sCode": "0"}]},
+        stall=1.5,
+    ),
+    "no_answer_in_time": Reply(
+        {"code": "0", "msg": "", "data": [{"ordId": "42", "clOrdId": "", "sCode": "0"}]},
+        delay=1.5,
+    ),
 }
 
 

@@ -1,15 +1,24 @@
-"""The REST client over an injected httpx transport: what it sends, and how every failure of
-the transport or the body maps onto the error tree (``StateUnknown``: the outcome is unknown)."""
+"""The REST client over an injected connection pool: what it sends, and how every failure of
+the connection or the body maps onto the error tree (``StateUnknown``: the outcome is
+unknown). ``tests/integration/okx`` runs it against a real server on loopback."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-import httpx
 import orjson
 import pytest
+import urllib3
 from pydantic import SecretStr
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 from worker.domain.errors import InsufficientFunds, StateUnknown
 from worker.exchange.okx.errors import MalformedResponse
@@ -24,28 +33,56 @@ ORDER = {"instId": "BTC-USDT", "clOrdId": "lfhlb1", "px": "1.5", "sz": "2"}
 OK = {"code": "0", "msg": "", "data": [{"ordId": "7", "clOrdId": "lfhlb1", "sCode": "0"}]}
 
 
-def client(
-    handler: Callable[[httpx.Request], httpx.Response], **kw: object
-) -> tuple[OkxRestClient, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
+@dataclass
+class Sent:
+    method: str
+    url: str
+    body: bytes | None
+    headers: dict[str, str]
+    options: dict[str, Any]
 
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return handler(request)
 
+Handler = Callable[[Sent], urllib3.HTTPResponse]
+
+
+class FakePool:
+    """Stands for a ``urllib3.HTTPConnectionPool``: records each request, answers with
+    ``handler``."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.seen: list[Sent] = []
+        self.closed = False
+
+    def urlopen(self, method: str, url: str, **kw: Any) -> urllib3.HTTPResponse:
+        body, headers = kw.pop("body"), kw.pop("headers")
+        sent = Sent(method, url, body, headers, kw)
+        self.seen.append(sent)
+        return self.handler(sent)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def client(handler: Handler, **kw: object) -> tuple[OkxRestClient, list[Sent]]:
+    pool = FakePool(handler)
     rest = OkxRestClient(
         "http://okx.test/",
         CREDS,
         pacer=OkxRequestPacer(),
-        transport=httpx.MockTransport(record),
+        pool=pool,
         now=lambda: NOW,
         **kw,  # type: ignore[arg-type]
     )
-    return rest, seen
+    return rest, pool.seen
 
 
-def answer(body: object, status: int = 200) -> Callable[[httpx.Request], httpx.Response]:
-    return lambda request: httpx.Response(status, content=orjson.dumps(body))
+def response(body: bytes, status: int = 200) -> urllib3.HTTPResponse:
+    return urllib3.HTTPResponse(body=body, status=status, preload_content=True)
+
+
+def answer(body: object, status: int = 200) -> Handler:
+    return lambda sent: response(orjson.dumps(body), status)
 
 
 def test_a_post_is_signed_over_the_exact_bytes_sent_with_the_request_headers() -> None:
@@ -55,8 +92,9 @@ def test_a_post_is_signed_over_the_exact_bytes_sent_with_the_request_headers() -
         == (OK["data"])
     )
     [req] = seen
-    assert (req.method, str(req.url)) == ("POST", "http://okx.test/api/v5/trade/order")
-    body = req.content.decode()
+    assert (req.method, req.url) == ("POST", "/api/v5/trade/order")
+    assert req.body is not None
+    body = req.body.decode()
     assert orjson.loads(body) == ORDER and " " not in body
     ts = "2026-01-02T03:04:05.678Z"
     h = req.headers
@@ -65,7 +103,8 @@ def test_a_post_is_signed_over_the_exact_bytes_sent_with_the_request_headers() -
     assert (h["OK-ACCESS-KEY"], h["OK-ACCESS-PASSPHRASE"]) == ("the-api-key", "pass-phrase")
     assert h["x-simulated-trading"] == "1" and h["expTime"] == "9"
     assert h["Content-Type"] == "application/json" and h["Connection"] == "keep-alive"
-    assert h["Content-Length"] == str(len(req.content))
+    # urllib3 must neither retry (an order sent twice) nor follow redirects.
+    assert (req.options["retries"], req.options["redirect"]) == (False, False)
 
 
 def test_requests_do_not_share_signatures_or_extra_headers() -> None:
@@ -75,7 +114,7 @@ def test_requests_do_not_share_signatures_or_extra_headers() -> None:
     rest.get("/api/v5/public/time", signed=False)
     _, get, public = seen
     path = "/api/v5/trade/order?instId=BTC-USDT&clOrdId=lfhlb1"
-    assert str(get.url) == "http://okx.test" + path and "expTime" not in get.headers
+    assert (get.url, get.body) == (path, None) and "expTime" not in get.headers
     assert get.headers["OK-ACCESS-SIGN"] == rest_signature(
         SECRET, get.headers["OK-ACCESS-TIMESTAMP"], "GET", path, ""
     )
@@ -91,35 +130,46 @@ def test_live_mode_sends_no_demo_header() -> None:
 
 @pytest.mark.parametrize(
     ("timeout", "expected"),
-    [
-        (None, {"connect": 3.0, "read": 5.0, "write": 5.0, "pool": 2.0}),
-        (0.5, {"connect": 0.5, "read": 0.5, "write": 0.5, "pool": 0.5}),
-    ],
+    [(None, (3.0, 5.0)), (0.5, (0.5, 0.5))],
 )
 def test_every_request_carries_the_timeouts(
-    timeout: float | None, expected: dict[str, float]
+    timeout: float | None, expected: tuple[float, float]
 ) -> None:
     kw = {} if timeout is None else {"timeout": timeout}
     rest, seen = client(answer(OK), **kw)
     rest.post("/api/v5/trade/order", ORDER)
-    assert seen[0].extensions["timeout"] == expected
+    given = seen[0].options["timeout"]
+    assert (given.connect_timeout, given.read_timeout) == expected
 
 
-@pytest.mark.parametrize(
-    "exc", [httpx.ConnectTimeout, httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout]
-)
-def test_a_timeout_is_state_unknown(exc: type[httpx.TimeoutException]) -> None:
-    def fail(request: httpx.Request) -> httpx.Response:
-        raise exc("timed out", request=request)
+@pytest.mark.parametrize("exc", [ConnectTimeoutError, ReadTimeoutError])
+def test_a_timeout_is_state_unknown(exc: type[Exception]) -> None:
+    def fail(sent: Sent) -> urllib3.HTTPResponse:
+        if exc is ReadTimeoutError:
+            raise ReadTimeoutError(None, sent.url, "Read timed out. (read timeout=5.0)")  # type: ignore[arg-type]
+        raise exc("timed out")
 
     rest, _ = client(fail)
     with pytest.raises(StateUnknown, match=f"timeout \\({exc.__name__}\\)"):
         rest.post("/api/v5/trade/order", ORDER)
 
 
-def test_a_transport_error_is_state_unknown_without_secrets() -> None:
-    def fail(request: httpx.Request) -> httpx.Response:
-        raise httpx.RemoteProtocolError(f"peer closed; sent {SECRET} pass-phrase", request=request)
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ProtocolError("Connection aborted.", ConnectionResetError(104, "{secrets}")),
+        NewConnectionError(None, "Failed to establish a new connection: {secrets}"),  # type: ignore[arg-type]
+        ConnectionResetError(104, "{secrets}"),
+    ],
+)
+def test_a_transport_error_is_state_unknown_without_secrets(exc: Exception) -> None:
+    """Refused and reset connections are connection errors (urllib3 makes a refused one a
+    subclass of its timeout), and the message never shows the credentials."""
+    secrets = f"sent {SECRET} pass-phrase"
+    exc.args = tuple(a.replace("{secrets}", secrets) if isinstance(a, str) else a for a in exc.args)
+
+    def fail(sent: Sent) -> urllib3.HTTPResponse:
+        raise exc
 
     rest, _ = client(fail)
     with pytest.raises(StateUnknown, match="connection error") as caught:
@@ -127,27 +177,15 @@ def test_a_transport_error_is_state_unknown_without_secrets() -> None:
     assert SECRET not in str(caught.value) and "pass-phrase" not in str(caught.value)
 
 
-class _BodyThatTimesOut(httpx.SyncByteStream):
-    def __iter__(self) -> Iterator[bytes]:
-        yield b'{"code":"0",'
-        raise httpx.ReadTimeout("body stalled")
-
-
-def test_a_timeout_while_reading_the_body_is_state_unknown() -> None:
-    rest, _ = client(lambda request: httpx.Response(200, stream=_BodyThatTimesOut()))
-    with pytest.raises(StateUnknown, match="ReadTimeout"):
-        rest.post("/api/v5/trade/order", ORDER)
-
-
 def test_an_unreadable_body_is_malformed() -> None:
-    rest, _ = client(lambda request: httpx.Response(200, content=b"<html>gateway</html>"))
+    rest, _ = client(lambda sent: response(b"<html>gateway</html>"))
     with pytest.raises(MalformedResponse):
         rest.post("/api/v5/trade/order", ORDER)
 
 
 def test_json_that_only_the_standard_library_reads_is_still_an_answer() -> None:
     body = b'{"code":"0","msg":"","data":[{"ordId":"7","x":NaN,"n":123456789012345678901234}]}'
-    rest, _ = client(lambda request: httpx.Response(200, content=body))
+    rest, _ = client(lambda sent: response(body))
     [item] = rest.get("/api/v5/trade/order", {"instId": "BTC-USDT"})
     assert item["ordId"] == "7" and item["n"] == 123456789012345678901234
 
@@ -157,18 +195,26 @@ def test_a_refusal_and_a_server_error_keep_their_meaning() -> None:
     rest, _ = client(answer(refused))
     with pytest.raises(InsufficientFunds):
         rest.post("/api/v5/trade/order", ORDER)
-    rest, _ = client(lambda request: httpx.Response(502, content=b"bad gateway"))
+    rest, _ = client(lambda sent: response(b"bad gateway", 502))
     with pytest.raises(StateUnknown, match="HTTP 502"):
         rest.post("/api/v5/trade/order", ORDER)
 
 
-def test_closing_the_client_closes_its_transport() -> None:
-    closed: list[bool] = []
-
-    class Transport(httpx.MockTransport):
-        def close(self) -> None:
-            closed.append(True)
-
-    with OkxRestClient("http://okx.test", CREDS, transport=Transport(answer(OK))):
+def test_closing_the_client_closes_its_pool() -> None:
+    pool = FakePool(answer(OK))
+    with OkxRestClient("http://okx.test", CREDS, pool=pool):
         pass
-    assert closed == [True]
+    assert pool.closed
+
+
+def test_a_base_url_with_a_path_sends_under_it_and_signs_without_it() -> None:
+    pool = FakePool(answer(OK))
+    rest = OkxRestClient("http://gw.test/okx/", CREDS, pacer=OkxRequestPacer(), pool=pool)
+    rest.post("/api/v5/trade/order", ORDER)
+    [sent] = pool.seen
+    assert sent.url == "/okx/api/v5/trade/order"
+    assert sent.body is not None
+    ts = sent.headers["OK-ACCESS-TIMESTAMP"]
+    assert sent.headers["OK-ACCESS-SIGN"] == rest_signature(
+        SECRET, ts, "POST", "/api/v5/trade/order", sent.body.decode()
+    )
