@@ -1,8 +1,9 @@
 """One request to the exchange on loopback: client CPU and round trip, per way of sending.
 
 Runs ``python -m simulator`` and sends ``--requests`` requests each way, one at a time on one
-kept-alive connection, measuring the client's CPU (``time.process_time``) and the round trip
-(``time.perf_counter``) per request:
+kept-alive connection, the ways taking turns over ``--rounds`` rounds, measuring the client's
+CPU (``time.process_time``; the median over rounds) and the round trip (``time.perf_counter``;
+the median of all) per request:
 
 - ``OkxRestClient``: the engine's REST client (urllib3 pool, signing off: a public endpoint);
 - bare ``urllib3``, ``httpx``'s transport (what the client used before) and ``http.client``;
@@ -63,18 +64,33 @@ ORDER_OP = {
 }
 
 
-def measure(send: Callable[[], Any], n: int) -> tuple[float, float]:
-    """Client CPU and median round trip per call, in microseconds."""
-    for _ in range(min(200, n)):
-        send()
+def measure(send: Callable[[], Any], n: int) -> tuple[float, list[float]]:
+    """Client CPU per call, and each call's round trip, in microseconds."""
     laps: list[float] = []
     cpu0 = time.process_time()
     for _ in range(n):
         t0 = time.perf_counter()
         send()
-        laps.append(time.perf_counter() - t0)
-    cpu = (time.process_time() - cpu0) / n
-    return cpu * 1e6, statistics.median(laps) * 1e6
+        laps.append((time.perf_counter() - t0) * 1e6)
+    return (time.process_time() - cpu0) / n * 1e6, laps
+
+
+def interleaved(
+    named: dict[str, Callable[[], Any]], n: int, rounds: int
+) -> dict[str, tuple[float, float]]:
+    """Each way ``n`` times per round, the ways in turn (the machine's drift hits all alike):
+    the median over rounds of the CPU per call, and the median round trip of all calls."""
+    for send in named.values():
+        for _ in range(200):
+            send()
+    cpus: dict[str, list[float]] = {name: [] for name in named}
+    laps: dict[str, list[float]] = {name: [] for name in named}
+    for _ in range(rounds):
+        for name, send in named.items():
+            cpu, lap = measure(send, n // rounds)
+            cpus[name].append(cpu)
+            laps[name] += lap
+    return {name: (statistics.median(cpus[name]), statistics.median(laps[name])) for name in named}
 
 
 def ways(port: int) -> dict[str, Callable[[], Any]]:
@@ -147,6 +163,7 @@ def _private_socket(port: int) -> websocket.WebSocket:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="per way")
+    parser.add_argument("--rounds", type=int, default=10, help="the ways take turns")
     args = parser.parse_args()
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="lf-bench-http-")) / "simulator.log"
@@ -162,12 +179,15 @@ def main() -> None:
             if time.monotonic() > deadline or sim.poll() is not None:
                 raise SystemExit(f"the simulator did not start; see {log}")
             time.sleep(0.1)
-        results = {name: measure(send, args.requests) for name, send in ways(port).items()}
+        results = interleaved(ways(port), args.requests, args.rounds)
     finally:
         sim.terminate()
         sim.wait(10)
     base_cpu, base_rtt = results["OkxRestClient (urllib3)"]
-    print(f"bench_http: {args.requests} requests per way, one at a time, loopback simulator")
+    print(
+        f"bench_http: {args.requests} requests per way in {args.rounds} rounds, one at a time,"
+        " loopback simulator"
+    )
     print(f"{'way':26s} {'client CPU':>11s} {'round trip':>11s}   ratio to OkxRestClient")
     for name, (cpu, rtt) in results.items():
         print(
