@@ -157,6 +157,11 @@ def _rehearse_buy(rt: Runtime) -> None:
     runs ``REHEARSALS`` times, on slots of its own, so that the first real buys find its plans
     settled. Nothing is committed; the slots and ids are this process's own, so that
     concurrent rehearsals never wait on each other's rows.
+
+    Each admission takes the positions lock, which every real admission waits for, and holds
+    it until its transaction ends, or its savepoint is rolled back: so each rehearsal but the
+    last runs in a savepoint rolled back at once, and the lock is held for one rehearsal at a
+    time, not for the whole warm-up.
     """
     now = rt.now()
     ledger = rt.ledger
@@ -164,8 +169,14 @@ def _rehearse_buy(rt: Runtime) -> None:
     try:
         with ledger.connect() as conn:
             admitted: Admitted | Blocked | None = None
-            for request in [] if ledger.sqlite else requests:  # the one-round-trip admission
-                admitted = fast_admit(conn, request, lambda: now)
+            rehearsed = [] if ledger.sqlite else requests  # the one-round-trip admission
+            for k, request in enumerate(rehearsed):
+                if k < len(rehearsed) - 1:
+                    with conn.begin_nested() as rehearsal:
+                        fast_admit(conn, request, lambda: now)
+                        rehearsal.rollback()  # and the positions lock with it
+                else:
+                    admitted = fast_admit(conn, request, lambda: now)
             # Then, unless PostgreSQL admitted it, the full decision on the last slot.
             admitted = admitted or try_admit(ledger, conn, requests[-1], lambda: now)
             order_id = admitted.order_id if isinstance(admitted, Admitted) else 0

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, event, insert, select, text
 from tests import builders
 from tests.conftest import empty_ledger
 from tests.venues import make_memory_exchange
+from worker import runtime
 from worker.domain.ids import buy_cl_ord_id
 from worker.domain.lots import LotState
 from worker.domain.orders import OrderState
@@ -423,3 +424,28 @@ def test_the_warm_up_rehearses_the_admission_and_keeps_nothing(
     with ledger.connect() as conn:
         assert _rows(conn) == ([], [])
         assert conn.execute(text("SELECT count(*) FROM slots")).scalar_one() == 0
+
+
+def test_the_warm_up_holds_the_positions_lock_for_one_rehearsal_at_a_time(
+    ledger: Ledger, db_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every real admission waits for the positions lock, and an admission holds it until its
+    transaction ends: a worker process starting while buys arrive must not keep it for its
+    whole warm-up. Before each rehearsal, another connection can take the lock."""
+    rt, _ = _runtime_recording_sql(ledger, db_url, tmp_path)
+    free_before: list[bool] = []
+
+    def rehearsal(conn: Connection, request: Admission, now: Any) -> Admitted | Blocked:
+        with ledger.engine.connect() as other:  # a real admission, in another process
+            taken = other.execute(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": POSITIONS_LOCK}
+            ).scalar_one()
+            other.rollback()
+        free_before.append(bool(taken))
+        return fast_admit(conn, request, now)
+
+    monkeypatch.setattr(runtime, "fast_admit", rehearsal)
+    _rehearse_buy(rt)
+    assert free_before == [True] * REHEARSALS
+    with ledger.connect() as conn:
+        assert _rows(conn) == ([], [])
