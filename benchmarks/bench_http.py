@@ -42,7 +42,7 @@ from pydantic import SecretStr  # noqa: E402
 from benchmarks.bench_e2e import free_port  # noqa: E402
 from worker.exchange.okx.ratelimit import OkxRequestPacer  # noqa: E402
 from worker.exchange.okx.rest import Credentials, OkxRestClient  # noqa: E402
-from worker.exchange.okx.signing import ws_login_signature  # noqa: E402
+from worker.exchange.okx.signing import ws_login_args  # noqa: E402
 from worker.settings import SIM_API_KEY, SIM_API_PASSPHRASE, SIM_API_SECRET  # noqa: E402
 
 PATH = "/api/v5/public/time"
@@ -147,13 +147,7 @@ def _private_socket(port: int) -> websocket.WebSocket:
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{port}/ws/v5/private", timeout=5, skip_utf8_validation=True
     )
-    ts = str(int(time.time()))
-    login = {
-        "apiKey": SIM_API_KEY,
-        "passphrase": SIM_API_PASSPHRASE,
-        "timestamp": ts,
-        "sign": ws_login_signature(SIM_API_SECRET, ts),
-    }
+    login = ws_login_args(SIM_API_KEY, SIM_API_SECRET, SIM_API_PASSPHRASE, str(int(time.time())))
     ws.send(orjson.dumps({"op": "login", "args": [login]}).decode())
     reply = orjson.loads(ws.recv_data()[1])
     assert reply.get("event") == "login" and reply.get("code") == "0", reply

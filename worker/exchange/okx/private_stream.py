@@ -35,7 +35,7 @@ from worker.exchange.okx.keepalive import (
 )
 from worker.exchange.okx.parse import parse_order
 from worker.exchange.okx.rest import Credentials
-from worker.exchange.okx.signing import ws_login_signature
+from worker.exchange.okx.signing import ws_login_args
 from worker.exchange.port import snapshot_to_message
 from worker.logs import log_event
 from worker.task_names import APPLY_ORDER_UPDATE, SYNC_ACTIVE_ORDERS
@@ -193,14 +193,7 @@ class OrdersStream:
             _close(ws)
 
     def _login(self, ws: Any) -> None:
-        api_key, secret, passphrase = self._credentials.values()
-        ts = str(int(self._wall_clock()))
-        args = {
-            "apiKey": api_key,
-            "passphrase": passphrase,
-            "timestamp": ts,
-            "sign": ws_login_signature(secret, ts),
-        }
+        args = ws_login_args(*self._credentials.values(), str(int(self._wall_clock())))
         ws.send(orjson.dumps({"op": "login", "args": [args]}).decode())
         self._await_event(ws, "login")
 

@@ -42,3 +42,13 @@ class RestSigner:
         mac = self._hmac.copy()
         mac.update(f"{timestamp}{method.upper()}{request_path}{body}".encode())
         return base64.b64encode(mac.digest()).decode()
+
+
+def ws_login_args(api_key: str, secret: str, passphrase: str, timestamp: str) -> dict[str, str]:
+    """The argument of the private websocket's ``login`` op (``timestamp``: epoch seconds)."""
+    return {
+        "apiKey": api_key,
+        "passphrase": passphrase,
+        "timestamp": timestamp,
+        "sign": ws_login_signature(secret, timestamp),
+    }
