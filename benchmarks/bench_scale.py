@@ -393,7 +393,7 @@ def _admit_loop(db_url: str, count: int, no_lock: bool, sync: Any, out: Any) -> 
         assert process_buy(rt, msg).outcome == "accepted"
     out.put(len(msgs))
     sync.wait()  # keep the connection (and its backend's CPU counters) until measured
-    ledger.engine.dispose()
+    ledger.dispose()
 
 
 def postgres_alone(

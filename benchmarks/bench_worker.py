@@ -181,7 +181,7 @@ def main() -> None:
     t0 = time.perf_counter()
     report = sync_active_orders(rt)
     recon_s = time.perf_counter() - t0
-    ledger.engine.dispose()
+    ledger.dispose()
     server.stop()
     stores.drop_pg_database(db_url)
 

@@ -296,7 +296,7 @@ class Demo:
         if ledger is not None:
             print(f"\nSession summary ({self._span()})\n")
             print(summary(ledger, self.started_at))
-            ledger.engine.dispose()
+            ledger.dispose()
         print(f"\ndemo: every process stopped; logs in {self.logs}")
         return code
 

@@ -53,7 +53,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
     ledger = Ledger.from_url(url)
     with ledger.engine.begin() as conn:
         empty_ledger(conn)
-    ledger.engine.dispose()
+    ledger.dispose()
     return url
 
 

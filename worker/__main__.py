@@ -67,7 +67,7 @@ def _session(settings: Settings) -> Iterator[Any]:
         with ledger.begin() as s:
             yield s
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()
 
 
 def _now() -> datetime:
@@ -100,7 +100,7 @@ def _set_paused(settings: Settings, args: argparse.Namespace, paused: bool) -> N
     changed = set_paused(ledger, strategy, paused, now)
     with ledger.begin() as s:
         still = pauses(s)
-    ledger.engine.dispose()
+    ledger.dispose()
     who = "every buy" if strategy is None else f"the buys of {strategy}"
     if paused:
         since = next((p.since for p in still if p.strategy == strategy), now)
@@ -204,7 +204,7 @@ def _act(settings: Settings, action: Callable[[Runtime], T]) -> T:
     try:
         return action(rt)
     finally:
-        rt.ledger.engine.dispose()
+        rt.ledger.dispose()
 
 
 def _buys_still_run(settings: Settings) -> None:
@@ -284,7 +284,7 @@ def cmd_settle_lot(settings: Settings, args: argparse.Namespace) -> None:
     except CommandRefused as exc:
         raise SystemExit(f"limitflow: lot not settled: {exc}") from None
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()
     slot = f"{done.inst_id}/{done.strategy}"
     if action == "retry":
         print(f"limitflow: lot {done.lot_id} ({slot}) is open again; reconciliation sells it")

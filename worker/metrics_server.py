@@ -253,7 +253,7 @@ class WorkerCollector:
         finally:
             # No connection stays open in the worker's main process: its pool processes are
             # forked from it, and must not share a database socket with it.
-            ledger.engine.dispose()
+            ledger.dispose()
         return positions, int(attention or 0)
 
     def _queue_depths(self) -> dict[str, int]:

@@ -21,7 +21,7 @@ from worker.domain.money import InstrumentRules
 from worker.domain.strategies import HOURLY
 from worker.exchange.factory import build_exchange
 from worker.exchange.port import Exchange, WarmsUp
-from worker.ledger.admission import Admission, Admitted, Blocked, fast_admit, try_admit
+from worker.ledger.admission import Admission, Admitted, fast_admit, try_admit
 from worker.ledger.db import Ledger, utcnow
 from worker.ledger.orders import SENDABLE, accept_if_pending
 from worker.logs import log_event
@@ -149,36 +149,28 @@ REHEARSALS = 12
 
 
 def _rehearse_buy(rt: Runtime) -> None:
-    """Run the buy path's code and statements, in a transaction that is rolled back.
+    """Run the buy path's code and statements, and keep nothing.
 
-    It reads and sizes ``REHEARSALS`` signals as the buy path does, and opens the pool's
-    first connection; SQLAlchemy compiles each statement on its first use (about 10 ms of CPU
-    for the buy path's four: more than the rest of a warm buy). On PostgreSQL the admission
-    runs ``REHEARSALS`` times, on slots of its own, so that the first real buys find its plans
-    settled. Nothing is committed; the slots and ids are this process's own, so that
-    concurrent rehearsals never wait on each other's rows.
-
-    Each admission takes the positions lock, which every real admission waits for, and holds
-    it until its transaction ends, or its savepoint is rolled back: so each rehearsal but the
-    last runs in a savepoint rolled back at once, and the lock is held for one rehearsal at a
-    time, not for the whole warm-up.
+    It reads and sizes ``REHEARSALS`` signals as the buy path does. On PostgreSQL the
+    one-round-trip admission runs ``REHEARSALS`` times on the ledger's lane, on slots of its
+    own, each in a transaction rolled back at once: the first real buys find the lane's
+    connection open and ``limitflow_admit``'s plans settled in its server session, and the
+    positions lock, which every admission takes and every real admission waits for, is held
+    for one rehearsal at a time. Then the full decision runs on the last slot on the pool's
+    first connection, in a transaction that is rolled back: SQLAlchemy compiles each
+    statement on its first use (about 10 ms of CPU for the buy path's four: more than the
+    rest of a warm buy). The slots and ids are this process's own, so that concurrent
+    rehearsals never wait on each other's rows.
     """
     now = rt.now()
     ledger = rt.ledger
     requests = [_rehearsal(rt, now, k) for k in range(REHEARSALS)]
+    if not ledger.sqlite:
+        for request in requests:
+            fast_admit(ledger, request, lambda: now, rehearsal=True)
     try:
         with ledger.connect() as conn:
-            admitted: Admitted | Blocked | None = None
-            rehearsed = [] if ledger.sqlite else requests  # the one-round-trip admission
-            for k, request in enumerate(rehearsed):
-                if k < len(rehearsed) - 1:
-                    with conn.begin_nested() as rehearsal:
-                        fast_admit(conn, request, lambda: now)
-                        rehearsal.rollback()  # and the positions lock with it
-                else:
-                    admitted = fast_admit(conn, request, lambda: now)
-            # Then, unless PostgreSQL admitted it, the full decision on the last slot.
-            admitted = admitted or try_admit(ledger, conn, requests[-1], lambda: now)
+            admitted = try_admit(ledger, conn, requests[-1], lambda: now)
             order_id = admitted.order_id if isinstance(admitted, Admitted) else 0
             conn.execute(SENDABLE, {"order_id": order_id})  # the sender's last look
             accept_if_pending(conn, order_id, "warm-up", now, flush=ledger.sqlite)

@@ -42,8 +42,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
-    JSON,
     BindParameter,
     Delete,
     Float,
@@ -56,7 +56,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
@@ -69,7 +68,7 @@ from worker.domain.results import BLOCKERS as BLOCKER_REASONS
 from worker.domain.results import SkipReason
 from worker.ledger import facts
 from worker.ledger.db import Executor, Ledger, lock_key
-from worker.ledger.models import EngineFlag, Lot, Money, Order, Signal, UTCDateTime
+from worker.ledger.models import EngineFlag, Lot, Order, Signal
 from worker.ledger.signals import record_outcome
 from worker.ledger.states import OPEN_SQL, UNSOLD_LOT_SQL
 from worker.signals import BuySignal, to_message
@@ -247,28 +246,22 @@ def _count_under_the_positions_lock(ledger: Ledger, session: Executor) -> int:
 # taken before the call, and must not be eaten by a wait (``try_admit`` takes it under the lock).
 FAST_WAIT_MS = 20.0
 
-FAST_ADMIT = text(
+# psycopg's placeholders: it runs on the ledger's lane (``worker.ledger.lane``), not through
+# SQLAlchemy. The casts pick the function's signature.
+FAST_ADMIT = (
     "SELECT admitted_id, verdict FROM limitflow_admit("
-    "CAST(:inst_id AS varchar), CAST(:strategy AS varchar), CAST(:signal_id AS varchar), "
-    "CAST(:since AS timestamptz), CAST(:pause_flag AS varchar), CAST(:max_positions AS integer), "
-    "CAST(:max_wait_ms AS double precision), CAST(:cl_ord_id AS varchar), CAST(:px AS numeric), "
-    "CAST(:sz AS numeric), CAST(:now AS timestamptz), CAST(:deadline AS timestamptz), "
-    "CAST(:kind AS varchar), CAST(:created_ms AS bigint), CAST(:payload AS json))"
-).bindparams(
-    bindparam("px", type_=Money()),
-    bindparam("sz", type_=Money()),
-    bindparam("since", type_=UTCDateTime()),
-    bindparam("now", type_=UTCDateTime()),
-    bindparam("deadline", type_=UTCDateTime()),
-    bindparam("payload", type_=JSON()),
+    "%(inst_id)s::varchar, %(strategy)s::varchar, %(signal_id)s::varchar, "
+    "%(since)s::timestamptz, %(pause_flag)s::varchar, %(max_positions)s::integer, "
+    "%(max_wait_ms)s::double precision, %(cl_ord_id)s::varchar, %(px)s::numeric, "
+    "%(sz)s::numeric, %(now)s::timestamptz, %(deadline)s::timestamptz, %(kind)s::varchar, "
+    "%(created_ms)s::bigint, %(payload)s::json)"
 )
 
 
 def admit(ledger: Ledger, request: Admission, clock: Callable[[], datetime]) -> Admitted | Blocked:
     """Admit a buy or say why not, each in its own transaction (see the module's docstring)."""
     if not ledger.sqlite:
-        with ledger.single_statement() as conn:
-            decided = fast_admit(conn, request, clock)
+        decided = fast_admit(ledger, request, clock)
         if decided is not None:
             return decided
     with ledger.connect() as conn:
@@ -276,10 +269,18 @@ def admit(ledger: Ledger, request: Admission, clock: Callable[[], datetime]) -> 
 
 
 def fast_admit(
-    conn: Executor, request: Admission, clock: Callable[[], datetime]
+    ledger: Ledger,
+    request: Admission,
+    clock: Callable[[], datetime],
+    *,
+    rehearsal: bool = False,
 ) -> Admitted | Blocked | None:
-    """PostgreSQL only: the common case in one statement (``limitflow_admit``). ``Admitted``
-    or ``duplicate`` when it decided; None when ``try_admit`` must decide (nothing kept)."""
+    """PostgreSQL only: the common case in one statement (``limitflow_admit``) on the
+    ledger's lane. ``Admitted`` or ``duplicate`` when it decided; None when ``try_admit``
+    must decide (nothing kept). ``rehearsal``: rolled back whatever it decided (the warm-up).
+    """
+    lane = ledger.lane
+    assert lane is not None, "the one-round-trip admission is PostgreSQL's"
     signal = request.signal
     if request.unsizable is not None:
         return None  # try_admit records why
@@ -289,7 +290,7 @@ def fast_admit(
         return None
     params = _blocker_params(request, now)
     deadline = placement_deadline(now, request.pending_timeout_seconds)
-    row = conn.execute(
+    row = lane.one(
         FAST_ADMIT,
         {
             "inst_id": signal.inst_id,
@@ -306,12 +307,15 @@ def fast_admit(
             "deadline": deadline,
             "kind": signal.kind,
             "created_ms": signal.created_at,
-            "payload": to_message(signal),
+            "payload": orjson.dumps(to_message(signal)).decode(),
         },
-    ).one()
-    if row.verdict == "admitted":
-        return Admitted(int(row.admitted_id), deadline)
-    if row.verdict == SkipReason.DUPLICATE:
+        rollback=rehearsal,
+    )
+    assert row is not None  # the function returns one row
+    admitted_id, verdict = row
+    if verdict == "admitted":
+        return Admitted(int(admitted_id), deadline)
+    if verdict == SkipReason.DUPLICATE:
         return Blocked(SkipReason.DUPLICATE)
     return None
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, Executable, create_engine, event, upd
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from worker.ledger.lane import Lane
 from worker.ledger.models import Lease, Slot
 
 
@@ -99,10 +100,18 @@ class Ledger:
         # Statements that are a whole transaction by themselves run without BEGIN/COMMIT
         # round trips on PostgreSQL (SQLite keeps its BEGIN IMMEDIATE transaction).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # PostgreSQL: the buy path's own connections for its one-round-trip admission.
+        self.lane: Lane | None = None if self.sqlite else Lane(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Ledger:
         return cls(make_engine(url))
+
+    def dispose(self) -> None:
+        """Close this process's connections (the engine's pool and the lane's)."""
+        if self.lane is not None:
+            self.lane.close()
+        self.engine.dispose()
 
     def _check_fork(self) -> None:
         # A forked child must not reuse the parent's connections (psycopg is not fork-safe).

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, Update, bindparam, exists, func, select, true, update
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from worker import metrics
@@ -147,6 +148,16 @@ ACCEPT_IF_PENDING = _accept_statement()
 ACCEPT_IF_PENDING_NO_FLUSH = _accept_statement(flush=False)
 
 
+def _for_lane(stmt: Update) -> tuple[str, dict[str, Any]]:
+    """``stmt`` compiled once for psycopg, as the ledger's lane runs it, and the values it
+    binds itself (the caller adds its own parameters)."""
+    compiled = stmt.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
+    return str(compiled), dict(compiled.params)
+
+
+_ACCEPT_ON_LANE = _for_lane(ACCEPT_IF_PENDING_NO_FLUSH.returning(cast(Table, Order.__table__).c.id))
+
+
 def accept_if_pending(
     session: Executor, order_id: int, ord_id: str, now: datetime, *, flush: bool = True
 ) -> bool:
@@ -163,6 +174,15 @@ def accept_if_pending(
     stmt = ACCEPT_IF_PENDING if flush else ACCEPT_IF_PENDING_NO_FLUSH
     result = session.execute(stmt, {"b_order_id": order_id, "b_ord_id": ord_id, "b_now": now})
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def accept_unflushed(ledger: Ledger, order_id: int, ord_id: str, now: datetime) -> bool:
+    """``accept_if_pending(..., flush=False)`` on the ledger's lane (PostgreSQL): the same
+    statement, without a pool checkout (the sender runs it right after each placement)."""
+    assert ledger.lane is not None, "the lane is PostgreSQL's"
+    sql, values = _ACCEPT_ON_LANE
+    row = ledger.lane.one(sql, values | {"b_order_id": order_id, "b_ord_id": ord_id, "b_now": now})
+    return row is not None
 
 
 def try_apply_snapshot(

@@ -18,7 +18,13 @@ from worker.domain.errors import DuplicateClientOrderId, Fatal, RequestExpired, 
 from worker.domain.orders import OrderEvent, OrderState, Side
 from worker.domain.results import Verdict
 from worker.exchange.port import OrderRequest
-from worker.ledger.orders import SENDABLE, accept_if_pending, apply_event_to, lock_order
+from worker.ledger.orders import (
+    SENDABLE,
+    accept_if_pending,
+    accept_unflushed,
+    apply_event_to,
+    lock_order,
+)
 from worker.logs import log_event
 from worker.runtime import Runtime
 from worker.services.intents import Intent
@@ -123,15 +129,16 @@ def send(
         _note_error(rt, intent.order_id, f"{type(exc).__name__}: {exc}")
         rt.schedule(VERIFY_ORDER, [intent.order_id, 0], countdown=VERIFY_DELAYS[0])
         return Verdict.UNKNOWN
-    with rt.ledger.single_statement() as conn:
-        # PostgreSQL commits this without waiting for the disk (SQLite has no such switch):
-        # should the database crash before the flush, the order is found ``pending_submit``
-        # again, and ``purge_pending`` takes the exchange's word for it, as for any answer
-        # that never arrived. Any later commit that builds on ``live`` (a fill, a cancel) is
-        # flushed, and flushes this one with it.
-        accepted = accept_if_pending(
-            conn, intent.order_id, placement.ord_id, rt.now(), flush=rt.ledger.sqlite
-        )
+    # PostgreSQL commits this without waiting for the disk (SQLite has no such switch): should
+    # the database crash before the flush, the order is found ``pending_submit`` again, and
+    # ``purge_pending`` takes the exchange's word for it, as for any answer that never
+    # arrived. Any later commit that builds on ``live`` (a fill, a cancel) is flushed, and
+    # flushes this one with it.
+    if rt.ledger.lane is not None:
+        accepted = accept_unflushed(rt.ledger, intent.order_id, placement.ord_id, rt.now())
+    else:
+        with rt.ledger.single_statement() as conn:
+            accepted = accept_if_pending(conn, intent.order_id, placement.ord_id, rt.now())
     if accepted:
         metrics.order_state(intent.side, OrderState.LIVE.value)
     else:

@@ -53,7 +53,7 @@ def engine(
     """The engine on each database and each venue (see ``tests.venues``)."""
     eng = build_engine(db_url, venue, clock, tmp_path)
     yield eng
-    eng.rt.ledger.engine.dispose()
+    eng.rt.ledger.dispose()
 
 
 def with_settings(engine: Engine, **values: Any) -> None:

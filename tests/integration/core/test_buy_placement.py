@@ -3,9 +3,10 @@ sends what it just committed without reading it back, with the row's own deadlin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event, select
 
@@ -19,12 +20,14 @@ from worker.services.buy import process_buy
 
 
 class Trace:
-    """The SQL statements the ledger runs, and where the order request falls among them."""
+    """The SQL statements the ledger sends (PostgreSQL: through the engine's pool or its
+    lane, every psycopg cursor), its COMMITs, and where the order request falls among them."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
         self.events: list[str] = []
         self.requests: list[OrderRequest] = []
         self.placed_ord_id = ""
+        self.after_statement: list[Callable[[str], None]] = []
         inner = engine.rt.exchange
         place = inner.place_order
 
@@ -36,8 +39,22 @@ class Trace:
             return placement
 
         engine.rt.exchange.place_order = place_order  # type: ignore[method-assign]
+        if engine.rt.ledger.sqlite:
+            event.listen(engine.rt.ledger.engine, "before_cursor_execute", self.sqlite_statement)
+            return
+        execute = psycopg.Cursor.execute
 
-    def statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        def recording(cur: psycopg.Cursor[Any], query: Any, params: Any = None, **kw: Any) -> Any:
+            statement = " ".join(str(query).split())
+            self.events.append(statement)
+            result = execute(cur, query, params, **kw)
+            for hook in self.after_statement:
+                hook(statement)
+            return result
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+
+    def sqlite_statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         self.events.append(" ".join(statement.split()))
 
     def commit(self, conn: Any) -> None:
@@ -45,14 +62,14 @@ class Trace:
 
 
 @pytest.fixture
-def trace(engine: Engine) -> Iterator[Trace]:
-    tr = Trace(engine)
+def trace(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Trace]:
+    tr = Trace(engine, monkeypatch)
     db = engine.rt.ledger.engine
-    event.listen(db, "before_cursor_execute", tr.statement)
     event.listen(db, "commit", tr.commit)
     yield tr
-    event.remove(db, "before_cursor_execute", tr.statement)
     event.remove(db, "commit", tr.commit)
+    if engine.rt.ledger.sqlite:
+        event.remove(db, "before_cursor_execute", tr.sqlite_statement)
 
 
 def committed_at(events: list[str]) -> int:
@@ -97,17 +114,16 @@ def test_a_writer_that_stalled_past_the_deadline_does_not_send(
             stalled.append(1)
             engine.clock.advance(11)
 
-    def stall_after_admission(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+    def stall_after_admission(statement: str) -> None:
         if "limitflow_admit" in statement:
             stall()
 
     event.listen(db, "commit", stall)
-    event.listen(db, "after_cursor_execute", stall_after_admission)
+    trace.after_statement.append(stall_after_admission)
     try:
         result = process_buy(engine.rt, buy_message())
     finally:
         event.remove(db, "commit", stall)
-        event.remove(db, "after_cursor_execute", stall_after_admission)
     assert stalled
     assert result.outcome == "accepted" and result.order_state == "failed"
     assert trace.requests == [] and engine.venue.orders() == []
@@ -126,7 +142,10 @@ def test_the_acceptance_is_committed_without_waiting_for_the_disk(
     assert "set_config" in accept  # synchronous_commit off, for this statement's transaction
     row = intent_row(engine)
     assert (row.state, row.ord_id) == ("live", trace.placed_ord_id)
-    # Nothing leaked into the pooled connections: every other commit waits for the disk.
+    # Nothing leaked into the lane's or the pool's connections: every other commit waits for
+    # the disk.
+    assert engine.rt.ledger.lane is not None
+    assert engine.rt.ledger.lane.one("SHOW synchronous_commit", {}) == ("on",)
     with engine.rt.ledger.single_statement() as conn:
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
     with engine.rt.ledger.connect() as conn:

@@ -106,7 +106,7 @@ def test_decimals_round_trip_exactly_through_orders_fills_and_lots(
                 assert all(isinstance(v, Decimal) for v in got)
                 assert [v.normalize() for v in got] == [v.normalize() for v in want]
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()
 
 
 def _lots_where(ledger: Ledger, *criteria: Any) -> list[Decimal]:
@@ -139,7 +139,7 @@ def test_sql_compares_and_orders_money_as_numbers(db_url: str) -> None:
             Decimal("0.5"), Decimal("1E-18")
         ]  # fmt: skip
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()
 
 
 def test_a_lot_of_0_0696_is_sold_whole(engine: Engine) -> None:
@@ -195,7 +195,7 @@ def test_migration_0002_turns_sqlite_reals_into_exact_text(tmp_path: Any) -> Non
             (0.0696, 150.37, 10.480789, 0.0000303, 151.88, stamp, stamp),
         )
         assert conn.exec_driver_sql("SELECT typeof(size) FROM lots").scalar() == "real"
-    ledger.engine.dispose()
+    ledger.dispose()
 
     command.upgrade(alembic_config(url), "head")
 
@@ -234,4 +234,4 @@ def test_migration_0002_turns_sqlite_reals_into_exact_text(tmp_path: Any) -> Non
         )
         assert {"ix_orders_state", "ix_lots_state", "ix_fills_order_id"} <= set(indexes)
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()

@@ -12,10 +12,12 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -205,7 +207,34 @@ def _rows(conn: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]
 def ledger(db_url: str) -> Iterator[Ledger]:
     led = Ledger.from_url(db_url)
     yield led
-    led.engine.dispose()
+    led.dispose()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A statement as psycopg sent it, and whether its connection was in autocommit and
+    outside any transaction (a statement that is a transaction by itself)."""
+
+    sql: str
+    params: Any
+    autocommit: bool
+    idle: bool
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
+    """Every statement psycopg sends from now on: through SQLAlchemy's pool or the lane."""
+    seen: list[Sent] = []
+    execute = psycopg.Cursor.execute
+
+    def recording(self: psycopg.Cursor[Any], query: Any, params: Any = None, **kw: Any) -> Any:
+        conn = self.connection
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        seen.append(Sent(str(query), params, conn.autocommit, idle))
+        return execute(self, query, params, **kw)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+    return seen
 
 
 @settings(
@@ -222,8 +251,7 @@ def test_the_function_decides_as_try_admit_does(ledger: Ledger, state: dict[str,
         empty_ledger(conn)
         _seed(conn, state, signal_id)
         seeded = _rows(conn)
-    with ledger.single_statement() as conn:
-        fast = fast_admit(conn, request, lambda: NOW)
+    fast = fast_admit(ledger, request, lambda: NOW)
     with ledger.connect() as conn:
         after_fast = _rows(conn)
 
@@ -275,8 +303,7 @@ def test_every_single_order_and_lot_is_decided_as_try_admit_does(ledger: Ledger)
             return decided, _rows(conn)
 
     def fast(request: Admission) -> Any:
-        with ledger.single_statement() as conn:
-            return fast_admit(conn, request, lambda: NOW)
+        return fast_admit(ledger, request, lambda: NOW)
 
     def reference(request: Admission) -> Any:
         with ledger.connect() as conn:
@@ -316,8 +343,7 @@ def test_every_pause_switch_is_decided_as_try_admit_does(ledger: Ledger) -> None
                 _seed(conn, case, "switched")
             request = _request(case, "switched")
             if decide == "fast":
-                with ledger.single_statement() as conn:
-                    decided.append(fast_admit(conn, request, lambda: NOW))
+                decided.append(fast_admit(ledger, request, lambda: NOW))
             else:
                 with ledger.connect() as conn:
                     decided.append(try_admit(ledger, conn, request, lambda: NOW))
@@ -337,23 +363,27 @@ def test_the_function_locks_the_positions_lock_of_the_ledger(ledger: Ledger) -> 
     assert f"pg_advisory_xact_lock({POSITIONS_LOCK})" in source
 
 
-def test_a_free_slot_is_admitted_in_one_round_trip(ledger: Ledger, tmp_path: Any) -> None:
-    """The buy path's admission on a free slot: one statement, no BEGIN, no COMMIT."""
-    statements: list[str] = []
-
-    @event.listens_for(ledger.engine, "before_cursor_execute")
-    def _seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        statements.append(statement.split("(")[0].strip())
-
-    commits: list[int] = []
-    event.listen(ledger.engine, "commit", lambda _c: commits.append(1))
+def test_a_free_slot_is_admitted_in_one_round_trip(
+    ledger: Ledger, sent: list[Sent], tmp_path: Any
+) -> None:
+    """The buy path's admission on a free slot: one statement, on a connection in autocommit
+    outside any transaction (no BEGIN, no COMMIT), and nothing through the engine's pool."""
+    assert ledger.lane is not None
+    ledger.lane.one("SELECT 1", {})  # its connection is open, as after a warm-up
+    sent.clear()
+    through_pool: list[str] = []
+    event.listen(
+        ledger.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: through_pool.append(sql)
+    )
     request = _request(
         {"limit": 5, "late_ms": -30_000, "orders": [], "lots": [], "flags": []}, "free-slot"
     )
     decided = admit(ledger, request, lambda: NOW)
     assert isinstance(decided, Admitted)
-    assert statements == ["SELECT admitted_id, verdict FROM limitflow_admit"]
-    assert commits == []  # autocommit: the statement is its own transaction
+    assert [(s.sql.split("(")[0], s.autocommit, s.idle) for s in sent] == [
+        ("SELECT admitted_id, verdict FROM limitflow_admit", True, True)
+    ]
+    assert through_pool == []
     with ledger.connect() as conn:  # the deadline its writer sends is the row's
         row = conn.execute(select(Order.deadline_at)).scalar_one()
     assert decided.deadline_at == row
@@ -378,49 +408,35 @@ def test_a_slow_slot_lock_leaves_the_decision_to_try_admit(ledger: Ledger) -> No
     assert [s[0] for s in signals] == ["slow-slot"]
 
 
-def _runtime_recording_sql(
-    ledger: Ledger, db_url: str, home: Any, **settings: Any
-) -> tuple[Runtime, list[str]]:
-    """A runtime on ``ledger`` (the in-memory venue), and the SQL statements it will run."""
-    calls: list[str] = []
-
-    @event.listens_for(ledger.engine, "before_cursor_execute")
-    def _seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        calls.append(statement)
-
+def _runtime(ledger: Ledger, db_url: str, home: Any, **settings: Any) -> Runtime:
+    """A runtime on ``ledger`` and the in-memory venue."""
     settings_ = builders.make_settings(DATABASE_URL=db_url, LIMITFLOW_HOME=home, **settings)
-    rt = Runtime(settings_, ledger, make_memory_exchange(), builders.RecordingScheduler())
-    return rt, calls
+    return Runtime(settings_, ledger, make_memory_exchange(), builders.RecordingScheduler())
 
 
 def test_process_buy_on_postgresql_goes_through_the_function(
-    ledger: Ledger, db_url: str, tmp_path: Any
+    ledger: Ledger, db_url: str, sent: list[Sent], tmp_path: Any
 ) -> None:
     """The buy path itself takes the one-round-trip admission (not only ``admit``)."""
-    rt, calls = _runtime_recording_sql(ledger, db_url, tmp_path)
+    rt = _runtime(ledger, db_url, tmp_path)
     assert process_buy(rt, builders.buy_message()).order_state == "live"
-    assert sum("limitflow_admit" in c for c in calls) == 1
-    assert not any(c.startswith("INSERT INTO slots") for c in calls)
+    assert sum("limitflow_admit" in s.sql for s in sent) == 1
+    assert not any(s.sql.startswith("INSERT INTO slots") for s in sent)
 
 
 @pytest.mark.parametrize("max_order_usdt", ["100", "0.5"])  # 0.5: its 1 USDT is unsizable
 def test_the_warm_up_rehearses_the_admission_and_keeps_nothing(
-    ledger: Ledger, db_url: str, tmp_path: Any, max_order_usdt: str
+    ledger: Ledger, db_url: str, sent: list[Sent], tmp_path: Any, max_order_usdt: str
 ) -> None:
     """A worker process's warm-up reads, sizes and admits REHEARSALS buys (PostgreSQL's plans
     settle after five, Python's bytecode after eight runs) on slots of its own, and rolls
     everything back; a budget too small for its buys does not stop it."""
-    rt, calls = _runtime_recording_sql(ledger, db_url, tmp_path, MAX_ORDER_USDT=max_order_usdt)
-    sizes: list[tuple[Any, Any]] = []
-
-    @event.listens_for(ledger.engine, "before_cursor_execute")
-    def _sized(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
-        if "limitflow_admit" in statement:
-            sizes.append((params["px"], params["sz"]))
-
+    rt = _runtime(ledger, db_url, tmp_path, MAX_ORDER_USDT=max_order_usdt)
     _rehearse_buy(rt)
-    assert sum("limitflow_admit" in c for c in calls) == REHEARSALS
+    sizes = [(s.params["px"], s.params["sz"]) for s in sent if "limitflow_admit" in s.sql]
     assert len(sizes) == REHEARSALS and all(px > 0 and sz > 0 for px, sz in sizes)
+    # Each in a transaction of its own on the lane (rolled back: nothing is kept, below).
+    assert all(not s.idle for s in sent if "limitflow_admit" in s.sql)
     with ledger.connect() as conn:
         assert _rows(conn) == ([], [])
         assert conn.execute(text("SELECT count(*) FROM slots")).scalar_one() == 0
@@ -432,17 +448,19 @@ def test_the_warm_up_holds_the_positions_lock_for_one_rehearsal_at_a_time(
     """Every real admission waits for the positions lock, and an admission holds it until its
     transaction ends: a worker process starting while buys arrive must not keep it for its
     whole warm-up. Before each rehearsal, another connection can take the lock."""
-    rt, _ = _runtime_recording_sql(ledger, db_url, tmp_path)
+    rt = _runtime(ledger, db_url, tmp_path)
     free_before: list[bool] = []
 
-    def rehearsal(conn: Connection, request: Admission, now: Any) -> Admitted | Blocked:
+    def rehearsal(
+        led: Ledger, request: Admission, now: Any, *, rehearsal: bool = False
+    ) -> Admitted | Blocked | None:
         with ledger.engine.connect() as other:  # a real admission, in another process
             taken = other.execute(
                 text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": POSITIONS_LOCK}
             ).scalar_one()
             other.rollback()
         free_before.append(bool(taken))
-        return fast_admit(conn, request, now)
+        return fast_admit(led, request, now, rehearsal=rehearsal)
 
     monkeypatch.setattr(runtime, "fast_admit", rehearsal)
     _rehearse_buy(rt)

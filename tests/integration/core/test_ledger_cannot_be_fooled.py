@@ -310,7 +310,7 @@ def test_a_buy_signal_that_waited_for_the_slot_lock_past_its_expiry_is_expired(
     release.set()
     t.join(10)
     worker.join(10)
-    holder.engine.dispose()
+    holder.dispose()
     assert result[0].outcome == "skipped" and result[0].reason == "expired"
     cid = buy_cl_ord_id("hourly_limit_ws", msg["signal_id"])
     assert cid not in orders(engine)

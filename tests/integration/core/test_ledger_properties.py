@@ -238,7 +238,7 @@ def test_ledger_invariants_hold_under_any_interleaving(
         world.settle_everything()
         world.check()
     finally:
-        world.ledger.engine.dispose()
+        world.ledger.dispose()
 
 
 def test_models_and_migrations_agree(db_url: str) -> None:
@@ -250,7 +250,7 @@ def test_models_and_migrations_agree(db_url: str) -> None:
     ledger = Ledger.from_url(db_url)
     with ledger.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    ledger.engine.dispose()
+    ledger.dispose()
     assert diff == []
 
 
@@ -301,4 +301,4 @@ def test_the_orders_state_column_takes_exactly_the_lifecycle_states(db_url: str)
         with ledger.begin() as s:
             s.execute(insert(Order).values(state=OrderState.FAILED.value, **row))
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()

@@ -58,7 +58,7 @@ def ledger(db_url: str) -> Any:
             )
         )
     yield led
-    led.engine.dispose()
+    led.dispose()
 
 
 def forwarded(ledger: Ledger | None, pushes: list[Any]) -> list[tuple[str, list[object]]]:
@@ -110,7 +110,7 @@ def test_every_push_goes_when_the_ledger_cannot_answer() -> None:
         # The broken one at once; the acknowledgement once the read has failed.
         assert forwarded(unreachable, [ack, broken]) == [broken, ack]
     finally:
-        unreachable.engine.dispose()
+        unreachable.dispose()
     assert forwarded(None, [ack]) == [ack]  # no ledger (the embedded default)
 
 

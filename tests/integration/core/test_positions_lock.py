@@ -79,7 +79,7 @@ def _buy_in_a_process(db_url: str, limit: int, index: int, start: Any, out: Any)
         result = process_buy(rt, msg)
         out.put((inst_id, strategy, result.outcome, result.reason))
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()
 
 
 def _waiting_for_the_positions_lock(url: str) -> int:
@@ -173,7 +173,7 @@ def _orders(db_url: str) -> list[Any]:
         with ledger.begin() as s:
             return list(s.execute(select(Order.inst_id, Order.strategy)).all())
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()
 
 
 def _risk_limit_refusals(db_url: str) -> list[Any]:
@@ -188,7 +188,7 @@ def _risk_limit_refusals(db_url: str) -> list[Any]:
                 ).all()
             )
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()
 
 
 def _assert_exactly_the_limit(db_url: str, results: list[Any], limit: int) -> None:
@@ -237,7 +237,7 @@ def _admit_in_a_process(
         else:
             out.put((inst_id, strategy, "skipped", decided.reason.value))
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

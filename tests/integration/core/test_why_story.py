@@ -105,7 +105,7 @@ def engine(db_url: str, clock: builders.ManualClock, tmp_path: Path) -> Iterator
         venue.set_price(rules.inst_id, px * 2, px * 2, px * 2)  # buys rest until it falls
     eng = build_engine(db_url, MemoryVenue(venue), clock, tmp_path)
     yield eng
-    eng.rt.ledger.engine.dispose()
+    eng.rt.ledger.dispose()
 
 
 def start_feed(engine: Engine, run_id: str) -> tuple[FeedEngine, ApproachTracker, CoverageSampler]:

@@ -121,6 +121,6 @@ def running_engine(tmp_path: Path) -> Iterator[Engine]:
             proc.stop()
         pool.stop_all()
         ctl.close()
-        ledger.engine.dispose()
+        ledger.dispose()
         sim.stop()
         stores.drop_pg_database(db_url)

@@ -29,7 +29,7 @@ def at(ms: int) -> datetime:
 def store(db_url: str) -> Iterator[ApproachStore]:
     s = ApproachStore(Ledger.from_url(db_url))
     yield s
-    s.ledger.engine.dispose()
+    s.ledger.dispose()
 
 
 def approaches(store: ApproachStore) -> list[ClosestApproach]:

@@ -69,7 +69,7 @@ def rt(fake: FakeOkx, db_url: str) -> Iterator[Runtime]:
     )
     yield runtime
     rest.close()
-    runtime.ledger.engine.dispose()
+    runtime.ledger.dispose()
 
 
 def _orders(rt: Runtime) -> list[tuple[str, str]]:

@@ -160,7 +160,7 @@ def cluster(request: pytest.FixtureRequest, broker: Broker, tmp_path: Path) -> I
     venue.close()
     if server is not None:
         server.stop()
-    ledger.engine.dispose()
+    ledger.dispose()
     stores.drop_pg_database(db_url)
 
 

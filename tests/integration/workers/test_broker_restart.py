@@ -120,5 +120,5 @@ def test_a_worker_outlives_a_redis_restart_with_a_buy_in_flight(
     finally:
         pool.kill_all()
         server.stop()
-        ledger.engine.dispose()
+        ledger.dispose()
         stores.drop_pg_database(db_url)

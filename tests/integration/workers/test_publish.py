@@ -89,7 +89,7 @@ def test_a_published_buy_runs_on_the_embedded_default(
         wait_for(placed, 60, "the order placed through the file-system broker")
         assert signal_rows(ledger) == {buy.signal_id: ("buy", "accepted")}
     finally:
-        ledger.engine.dispose()
+        ledger.dispose()
         pool.kill_all()
         server.stop()
 

@@ -139,7 +139,7 @@ def test_the_embedded_default_runs_without_any_server(
         with ledger.begin() as s:
             assert s.get(Signal, msg["signal_id"]) is not None
         assert len(venue.orders()) == 1
-        ledger.engine.dispose()
+        ledger.dispose()
     finally:
         pool.kill_all()
         server.stop()

@@ -1,0 +1,120 @@
+"""The buy path's own PostgreSQL connections, for statements that are a transaction by themselves.
+
+The one-round-trip admission (``limitflow_admit``) is the only statement between a signal and
+its order. Through SQLAlchemy it paid, per call, for a pool checkout that switches the
+connection to autocommit and back, the compiled-cache lookup, the bind and result processors
+and the connection's reset: 0.4-0.9 ms of CPU on a worker process woken from idle, against
+1.9-2.3 ms for the round trip itself (``benchmarks/bench_e2e.py --stages``). A ``Lane`` keeps
+this process's psycopg connections for such statements, in autocommit, and runs the statement
+on one of them through psycopg's cursor directly.
+
+- One connection per caller at a time: a thread takes an idle one (the most recently used
+  first: its server session has the function's plans cached) or opens one, and gives it back.
+  A connection is opened the way the engine opens its own (``Engine.raw_connection``), then
+  detached from the engine's pool.
+- Errors are SQLAlchemy's: a psycopg error is raised as the ``sqlalchemy.exc`` class
+  SQLAlchemy would raise for it (``OperationalError`` for a lost connection, which the tasks
+  retry), and the connection it happened on is closed, so the next call opens a new one.
+- Statements are not prepared on the server. psycopg forgets its prepared statements on every
+  ROLLBACK (and deallocates them in an extra round trip), and the warm-up rehearses the
+  admission in transactions it rolls back; the function's own plans, which are the expensive
+  part, are kept by the server session either way.
+- A forked child leaves its parent's connections alone (psycopg closes nothing on their
+  behalf in another process) and opens its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+Row = tuple[Any, ...]
+
+# A forked child's copies of its parent's connections: kept referenced, never used or closed.
+_INHERITED: list[psycopg.Connection[Any]] = []
+
+
+class Lane:
+    """This process's autocommit psycopg connections for one-statement transactions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        # Connections left idle when the lane is dropped without ``close`` are closed too.
+        self._finalizer = weakref.finalize(self, _close_all, self._idle, self._pid)
+
+    def one(self, sql: str, params: Mapping[str, Any], *, rollback: bool = False) -> Row | None:
+        """Execute ``sql`` as a transaction by itself and return its first row (None without
+        one). ``rollback``: in a transaction rolled back at once (the warm-up's rehearsals).
+        """
+        with self._connection() as conn:
+            scope: contextlib.AbstractContextManager[Any] = (
+                conn.transaction(force_rollback=True) if rollback else contextlib.nullcontext()
+            )
+            try:
+                with scope, conn.cursor() as cursor:
+                    cursor.execute(sql, params, prepare=False)
+                    return cursor.fetchone()
+            except psycopg.Error as exc:
+                raise DBAPIError.instance(
+                    sql, dict(params), exc, psycopg.Error, connection_invalidated=conn.broken
+                ) from exc
+
+    def close(self) -> None:
+        """Close the idle connections (as ``Engine.dispose`` does: a later call opens anew)."""
+        with self._lock:
+            idle, self._idle[:] = list(self._idle), []
+        for conn in idle:
+            conn.close()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._take()
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # whatever failed, the next call starts on a new connection
+            raise
+        if not conn.closed:
+            with self._lock:
+                self._idle.append(conn)
+
+    def _take(self) -> psycopg.Connection[Any]:
+        if os.getpid() != self._pid:
+            self._forked()
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        pooled = self._engine.raw_connection()  # the engine's connect arguments and events
+        conn: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
+        pooled.detach()  # from now on ours: the pool neither returns nor closes it
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()  # the pool's first connect may leave a transaction open
+        conn.autocommit = True
+        return conn
+
+    def _forked(self) -> None:
+        # The lock may have been held by another thread of the parent when it forked.
+        self._lock = threading.Lock()
+        _INHERITED.extend(self._idle)
+        self._idle.clear()
+        self._finalizer.detach()
+        self._pid = os.getpid()
+        self._finalizer = weakref.finalize(self, _close_all, self._idle, self._pid)
+
+
+def _close_all(idle: list[psycopg.Connection[Any]], pid: int) -> None:
+    if os.getpid() != pid:
+        return
+    while idle:
+        idle.pop().close()
