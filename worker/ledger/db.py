@@ -28,6 +28,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# PostgreSQL connections are closed and opened anew once this old (the pool's and the lane's).
+RECYCLE_SECONDS = 1800
+
+
 def make_engine(url: str, connect_args: dict[str, Any] | None = None) -> Engine:
     """Create an engine configured for the ledger's locking discipline (``connect_args``:
     the PostgreSQL driver's, such as timeouts)."""
@@ -65,7 +69,7 @@ def make_engine(url: str, connect_args: dict[str, Any] | None = None) -> Engine:
         url,
         pool_size=5,
         max_overflow=5,
-        pool_recycle=1800,
+        pool_recycle=RECYCLE_SECONDS,
         pool_use_lifo=True,
         connect_args=connect_args or {},
     )
@@ -101,7 +105,7 @@ class Ledger:
         # round trips on PostgreSQL (SQLite keeps its BEGIN IMMEDIATE transaction).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         # PostgreSQL: the buy path's own connections for its one-round-trip admission.
-        self.lane: Lane | None = None if self.sqlite else Lane(engine)
+        self.lane: Lane | None = None if self.sqlite else Lane(engine, RECYCLE_SECONDS)
 
     @classmethod
     def from_url(cls, url: str) -> Ledger:

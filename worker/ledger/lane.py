@@ -19,6 +19,9 @@ on one of them through psycopg's cursor directly.
   ROLLBACK (and deallocates them in an extra round trip), and the warm-up rehearses the
   admission in transactions it rolls back; the function's own plans, which are the expensive
   part, are kept by the server session either way.
+- A connection is closed and opened anew once it is ``recycle_seconds`` old, as the engine's
+  pool does with its own (``pool_recycle``): a server or proxy that ends long sessions must
+  not fail an admission.
 - A forked child leaves its parent's connections alone (psycopg closes nothing on their
   behalf in another process) and opens its own.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -37,17 +41,19 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 Row = tuple[Any, ...]
+Idle = tuple[float, psycopg.Connection[Any]]  # when it was opened (time.monotonic), and it
 
 # A forked child's copies of its parent's connections: kept referenced, never used or closed.
-_INHERITED: list[psycopg.Connection[Any]] = []
+_INHERITED: list[Idle] = []
 
 
 class Lane:
     """This process's autocommit psycopg connections for one-statement transactions."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, recycle_seconds: float = 1800.0) -> None:
         self._engine = engine
-        self._idle: list[psycopg.Connection[Any]] = []
+        self._recycle_seconds = recycle_seconds
+        self._idle: list[Idle] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
         # Connections left idle when the lane is dropped without ``close`` are closed too.
@@ -57,7 +63,7 @@ class Lane:
         """Execute ``sql`` as a transaction by itself and return its first row (None without
         one). ``rollback``: in a transaction rolled back at once (the warm-up's rehearsals).
         """
-        with self._connection() as conn:
+        with self._connection() as (_, conn):
             scope: contextlib.AbstractContextManager[Any] = (
                 conn.transaction(force_rollback=True) if rollback else contextlib.nullcontext()
             )
@@ -74,34 +80,41 @@ class Lane:
         """Close the idle connections (as ``Engine.dispose`` does: a later call opens anew)."""
         with self._lock:
             idle, self._idle[:] = list(self._idle), []
-        for conn in idle:
+        for _, conn in idle:
             conn.close()
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        conn = self._take()
+    def _connection(self) -> Iterator[Idle]:
+        taken = self._take()
         try:
-            yield conn
+            yield taken
         except BaseException:
-            conn.close()  # whatever failed, the next call starts on a new connection
+            taken[1].close()  # whatever failed, the next call starts on a new connection
             raise
-        if not conn.closed:
+        if not taken[1].closed:
             with self._lock:
-                self._idle.append(conn)
+                self._idle.append(taken)
 
-    def _take(self) -> psycopg.Connection[Any]:
+    def _take(self) -> Idle:
         if os.getpid() != self._pid:
             self._forked()
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
+        old = time.monotonic() - self._recycle_seconds
+        while True:
+            with self._lock:
+                if not self._idle:
+                    break
+                taken = self._idle.pop()
+            if taken[0] > old:
+                return taken
+            taken[1].close()
+        opened = time.monotonic()
         pooled = self._engine.raw_connection()  # the engine's connect arguments and events
         conn: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
         pooled.detach()  # from now on ours: the pool neither returns nor closes it
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()  # the pool's first connect may leave a transaction open
         conn.autocommit = True
-        return conn
+        return opened, conn
 
     def _forked(self) -> None:
         # The lock may have been held by another thread of the parent when it forked.
@@ -113,8 +126,8 @@ class Lane:
         self._finalizer = weakref.finalize(self, _close_all, self._idle, self._pid)
 
 
-def _close_all(idle: list[psycopg.Connection[Any]], pid: int) -> None:
+def _close_all(idle: list[Idle], pid: int) -> None:
     if os.getpid() != pid:
         return
     while idle:
-        idle.pop().close()
+        idle.pop()[1].close()

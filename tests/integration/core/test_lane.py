@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -149,3 +150,18 @@ def test_dispose_closes_the_lanes_connections(ledger: Ledger) -> None:
     ledger.dispose()
     assert not _alive(ledger, pid)
     assert _backend(lane) != pid  # a later call opens anew, as the engine does
+
+
+def test_a_connection_past_its_age_is_closed_and_opened_anew(ledger: Ledger) -> None:
+    """As the engine's pool does (``pool_recycle``): a server or a proxy that ends long
+    sessions must not fail an admission."""
+    lane = Lane(ledger.engine, recycle_seconds=0.3)
+    try:
+        first = _backend(lane)
+        assert _backend(lane) == first  # young: reused
+        time.sleep(0.4)
+        second = _backend(lane)
+        assert second != first
+        assert not _alive(ledger, first)
+    finally:
+        lane.close()
