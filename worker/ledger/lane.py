@@ -12,9 +12,10 @@ on one of them through psycopg's cursor directly.
   first: its server session has the function's plans cached) or opens one, and gives it back.
   A connection is opened the way the engine opens its own (``Engine.raw_connection``), then
   detached from the engine's pool.
-- Errors are SQLAlchemy's: a psycopg error is raised as the ``sqlalchemy.exc`` class
-  SQLAlchemy would raise for it (``OperationalError`` for a lost connection, which the tasks
-  retry), and the connection it happened on is closed, so the next call opens a new one.
+- Errors are SQLAlchemy's: a psycopg error, in a statement or in opening a connection, is
+  raised as the ``sqlalchemy.exc`` class SQLAlchemy would raise for it (``OperationalError``
+  for a lost connection or a server that refuses connections, which the tasks retry), and
+  the connection it happened on is closed, so the next call opens a new one.
 - Statements are not prepared on the server. psycopg forgets its prepared statements on every
   ROLLBACK (and deallocates them in an extra round trip), and the warm-up rehearses the
   admission in transactions it rolls back; the function's own plans, which are the expensive
@@ -107,14 +108,23 @@ class Lane:
             if taken[0] > old:
                 return taken
             taken[1].close()
-        opened = time.monotonic()
-        pooled = self._engine.raw_connection()  # the engine's connect arguments and events
-        conn: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
-        pooled.detach()  # from now on ours: the pool neither returns nor closes it
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.rollback()  # the pool's first connect may leave a transaction open
-        conn.autocommit = True
-        return opened, conn
+        return time.monotonic(), self._open()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        try:
+            # The engine's connect arguments and events; ``raw_connection`` raises the
+            # driver's own errors (``Engine.connect`` would wrap them).
+            pooled = self._engine.raw_connection()
+            conn: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
+            pooled.detach()  # from now on ours: the pool neither returns nor closes it
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()  # the pool's first connect may leave a transaction open
+            conn.autocommit = True
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(
+                None, None, exc, psycopg.Error, connection_invalidated=True
+            ) from exc
+        return conn
 
     def _forked(self) -> None:
         # The lock may have been held by another thread of the parent when it forked.

@@ -7,13 +7,15 @@ threads racing for connections, a forked child, and the ledger's ``dispose``.
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import DataError, OperationalError
 
 from worker.ledger.db import Ledger
@@ -165,3 +167,19 @@ def test_a_connection_past_its_age_is_closed_and_opened_anew(ledger: Ledger) -> 
         assert not _alive(ledger, first)
     finally:
         lane.close()
+
+
+def test_a_server_that_refuses_connections_is_an_operational_error(db_url: str) -> None:
+    """A PostgreSQL restart as the lane opens a connection: the tasks retry SQLAlchemy's
+    ``OperationalError``, and only that (a chaos soak found a buy that failed for good on
+    psycopg's own error here, and was never recorded)."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = Ledger.from_url(make_url(db_url).set(port=port).render_as_string(hide_password=False))
+    try:
+        with pytest.raises(OperationalError) as refused:
+            _lane(down).one("SELECT 1", {})
+        assert isinstance(refused.value.orig, psycopg.OperationalError)
+    finally:
+        down.dispose()
