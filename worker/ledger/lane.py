@@ -3,8 +3,9 @@
 The one-round-trip admission (``limitflow_admit``) is the only statement between a signal and
 its order. Through SQLAlchemy it paid, per call, for a pool checkout that switches the
 connection to autocommit and back, the compiled-cache lookup, the bind and result processors
-and the connection's reset: 0.4-0.9 ms of CPU on a worker process woken from idle, against
-1.9-2.3 ms for the round trip itself (``benchmarks/bench_e2e.py --stages``). A ``Lane`` keeps
+and the connection's reset: with 0.15 s of idleness before each call, as a worker woken by a
+signal sees it, the admission took 2.6-3.2 ms through SQLAlchemy and 1.9-2.2 ms on a psycopg
+connection of its own (measured in a loop against PostgreSQL on loopback). A ``Lane`` keeps
 this process's psycopg connections for such statements, in autocommit, and runs the statement
 on one of them through psycopg's cursor directly.
 
@@ -42,7 +43,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 Row = tuple[Any, ...]
-Idle = tuple[float, psycopg.Connection[Any]]  # when it was opened (time.monotonic), and it
+# A connection and when it was opened (``time.monotonic``).
+Idle = tuple[float, psycopg.Connection[Any]]
 
 # A forked child's copies of its parent's connections: kept referenced, never used or closed.
 _INHERITED: list[Idle] = []

@@ -15,7 +15,7 @@ from tests.integration.core.conftest import Engine
 from worker.domain.deadlines import to_epoch_ms
 from worker.exchange.port import OrderRequest, Placement
 from worker.ledger.models import Order
-from worker.ledger.orders import accept_if_pending
+from worker.ledger.orders import accept_if_pending, accept_unflushed
 from worker.services.buy import process_buy
 
 
@@ -168,3 +168,29 @@ def test_an_acceptance_without_flush_lasts_one_transaction_and_moves_only_intent
     with engine.rt.ledger.connect() as conn:
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
     assert (intent_row(engine).state, intent_row(engine).ord_id) == ("live", "again")
+
+
+def test_the_acceptance_on_the_lane_moves_only_intents_and_leaves_the_next_admission_flushed(
+    engine: Engine,
+) -> None:
+    """The sender's acceptance (``accept_unflushed``) runs on the lane's connection, the one
+    the next admission takes: its ``synchronous_commit = off`` must end with its own
+    statement, or that admission's intent would be committed without waiting for the disk
+    (promise 2). And it is a compare-and-set: a late answer moves nothing but an intent."""
+    if engine.rt.ledger.sqlite:
+        pytest.skip("PostgreSQL only: SQLite has no lane")
+    ledger = engine.rt.ledger
+    assert ledger.lane is not None
+    process_buy(engine.rt, buy_message())
+    placed = intent_row(engine)
+    order_id = placed.id
+    assert (placed.state, bool(placed.ord_id)) == ("live", True)
+    # Live already (the sender recorded it): a late or repeated answer changes nothing.
+    assert not accept_unflushed(ledger, order_id, "late", engine.clock())
+    assert intent_row(engine).ord_id == placed.ord_id
+    with ledger.connect() as conn:
+        conn.exec_driver_sql("UPDATE orders SET state = 'pending_submit'")
+    assert accept_unflushed(ledger, order_id, "again", engine.clock())
+    assert (intent_row(engine).state, intent_row(engine).ord_id) == ("live", "again")
+    # The same connection (the lane gives back the one used last), in its next statement.
+    assert ledger.lane.one("SHOW synchronous_commit", {}) == ("on",)
