@@ -7,7 +7,8 @@ and the connection's reset: with 0.15 s of idleness before each call, as a worke
 signal sees it, the admission took 2.6-3.2 ms through SQLAlchemy and 1.9-2.2 ms on a psycopg
 connection of its own (measured in a loop against PostgreSQL on loopback). A ``Lane`` keeps
 this process's psycopg connections for such statements, in autocommit, and runs the statement
-on one of them through psycopg's cursor directly.
+on one of them through psycopg's cursor directly. The orders stream asks the ledger about
+every acknowledgement push the same way (``worker.ledger.orders.acknowledgements``).
 
 - One connection per caller at a time: a thread takes an idle one (the most recently used
   first: its server session has the function's plans cached) or opens one, and gives it back.
@@ -66,6 +67,16 @@ class Lane:
         """Execute ``sql`` as a transaction by itself and return its first row (None without
         one). ``rollback``: in a transaction rolled back at once (the warm-up's rehearsals).
         """
+        rows = self._run(sql, params, rollback=rollback, first=True)
+        return rows[0] if rows else None
+
+    def all(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
+        """Execute ``sql`` (a read, or a transaction by itself) and return all its rows."""
+        return self._run(sql, params, rollback=False, first=False)
+
+    def _run(
+        self, sql: str, params: Mapping[str, Any], *, rollback: bool, first: bool
+    ) -> list[Row]:
         with self._connection() as (_, conn):
             scope: contextlib.AbstractContextManager[Any] = (
                 conn.transaction(force_rollback=True) if rollback else contextlib.nullcontext()
@@ -73,7 +84,10 @@ class Lane:
             try:
                 with scope, conn.cursor() as cursor:
                     cursor.execute(sql, params, prepare=False)
-                    return cursor.fetchone()
+                    if first:
+                        row = cursor.fetchone()
+                        return [] if row is None else [row]
+                    return cursor.fetchall()
             except psycopg.Error as exc:
                 raise DBAPIError.instance(
                     sql, dict(params), exc, psycopg.Error, connection_invalidated=conn.broken

@@ -12,7 +12,20 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, exists, func, select, true, update
+from sqlalchemy import (
+    ARRAY,
+    Select,
+    String,
+    Table,
+    Update,
+    any_,
+    bindparam,
+    exists,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
@@ -148,7 +161,7 @@ ACCEPT_IF_PENDING = _accept_statement()
 ACCEPT_IF_PENDING_NO_FLUSH = _accept_statement(flush=False)
 
 
-def _for_lane(stmt: Update) -> tuple[str, dict[str, Any]]:
+def _for_lane(stmt: Update | Select[Any]) -> tuple[str, dict[str, Any]]:
     """``stmt`` compiled once for psycopg, as the ledger's lane runs it, and the values it
     binds itself (the caller adds its own parameters)."""
     compiled = stmt.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
@@ -218,9 +231,16 @@ def slot_taken_by_another(
 
 # Our own orders that news about them may move on their own (not orphans, not adopted).
 _PLACED = ("entry", "take_profit", "exit")
-_ACKNOWLEDGED = select(
+_ACKNOWLEDGED_ROW = select(
     Order.cl_ord_id, Order.state, Order.filled_sz, Order.ord_id, Order.purpose
-).where(Order.cl_ord_id.in_(bindparam("cl_ord_ids", expanding=True)))
+)
+_ACKNOWLEDGED = _ACKNOWLEDGED_ROW.where(
+    Order.cl_ord_id.in_(bindparam("cl_ord_ids", expanding=True))
+)
+# On the lane, one array parameter instead of one parameter per clOrdId.
+_ACKNOWLEDGED_ON_LANE = _for_lane(
+    _ACKNOWLEDGED_ROW.where(Order.cl_ord_id == any_(bindparam("cl_ord_ids", type_=ARRAY(String))))
+)
 
 
 def only_acknowledges(ledger: Ledger, snap: OrderSnapshot) -> bool:
@@ -272,10 +292,14 @@ def acknowledgements(ledger: Ledger, snaps: list[OrderSnapshot]) -> list[Acknowl
     an acknowledgement)."""
     asked = {snap.cl_ord_id for snap in snaps if looks_like_acknowledgement(snap)}
     rows: dict[str, tuple[str, object, str | None, str]] = {}
-    if asked:
+    if asked and ledger.lane is not None:  # PostgreSQL: the stream asks this at every push
+        sql, values = _ACKNOWLEDGED_ON_LANE
+        found = ledger.lane.all(sql, values | {"cl_ord_ids": sorted(asked)})
+        rows = {row[0]: (row[1], row[2], row[3], row[4]) for row in found}
+    elif asked:
         with ledger.single_statement() as conn:
-            found = conn.execute(_ACKNOWLEDGED, {"cl_ord_ids": sorted(asked)})
-            rows = {row[0]: (row[1], row[2], row[3], row[4]) for row in found}
+            result = conn.execute(_ACKNOWLEDGED, {"cl_ord_ids": sorted(asked)})
+            rows = {row[0]: (row[1], row[2], row[3], row[4]) for row in result}
     return [
         _verdict(snap, rows) if snap.cl_ord_id in asked else Acknowledgement.NEWS for snap in snaps
     ]

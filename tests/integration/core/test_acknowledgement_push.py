@@ -14,10 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 
 from tests.conftest import empty_ledger
 from tests.integration.core.conftest import Engine
+from tests.statements import statements_sent
 from worker.domain.orders import OrderState, Side
 from worker.exchange.port import Fill, OrderSnapshot
 from worker.ledger.models import Fill as FillRow
@@ -119,13 +120,12 @@ def test_news_is_applied_as_the_full_path_applies_it(
     assert judged == [name.endswith("acknowledged")]
 
 
-def test_the_acknowledgement_costs_one_read(engine: Engine) -> None:
+def test_the_acknowledgement_costs_one_read(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _seed(engine, {})
     statements: list[str] = []
-    event.listen(
-        engine.rt.ledger.engine,
-        "before_cursor_execute",
-        lambda _c, _cur, statement, *_: statements.append(statement.split()[0]),
-    )
-    assert engine.apply(NEWS) == "live"
-    assert [s for s in statements if s != "BEGIN"] == ["SELECT"]  # SQLite: BEGIN IMMEDIATE
+    with statements_sent(engine.rt.ledger, monkeypatch, statements.append):
+        assert engine.apply(NEWS) == "live"
+    first_words = [s.split()[0] for s in statements]
+    assert [w for w in first_words if w != "BEGIN"] == ["SELECT"]  # SQLite: BEGIN IMMEDIATE

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import event, select
 
 from tests.builders import buy_message
 from tests.integration.core.conftest import Engine
+from tests.statements import statements_sent
 from worker.domain.deadlines import to_epoch_ms
 from worker.exchange.port import OrderRequest, Placement
 from worker.ledger.models import Order
@@ -20,10 +20,10 @@ from worker.services.buy import process_buy
 
 
 class Trace:
-    """The SQL statements the ledger sends (PostgreSQL: through the engine's pool or its
-    lane, every psycopg cursor), its COMMITs, and where the order request falls among them."""
+    """The SQL statements the ledger sends (``tests.statements``), its COMMITs, and where
+    the order request falls among them."""
 
-    def __init__(self, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.events: list[str] = []
         self.requests: list[OrderRequest] = []
         self.placed_ord_id = ""
@@ -39,23 +39,10 @@ class Trace:
             return placement
 
         engine.rt.exchange.place_order = place_order  # type: ignore[method-assign]
-        if engine.rt.ledger.sqlite:
-            event.listen(engine.rt.ledger.engine, "before_cursor_execute", self.sqlite_statement)
-            return
-        execute = psycopg.Cursor.execute
 
-        def recording(cur: psycopg.Cursor[Any], query: Any, params: Any = None, **kw: Any) -> Any:
-            statement = " ".join(str(query).split())
-            self.events.append(statement)
-            result = execute(cur, query, params, **kw)
-            for hook in self.after_statement:
-                hook(statement)
-            return result
-
-        monkeypatch.setattr(psycopg.Cursor, "execute", recording)
-
-    def sqlite_statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        self.events.append(" ".join(statement.split()))
+    def statement_ran(self, statement: str) -> None:
+        for hook in self.after_statement:
+            hook(statement)
 
     def commit(self, conn: Any) -> None:
         self.events.append("COMMIT")
@@ -63,13 +50,12 @@ class Trace:
 
 @pytest.fixture
 def trace(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Trace]:
-    tr = Trace(engine, monkeypatch)
-    db = engine.rt.ledger.engine
-    event.listen(db, "commit", tr.commit)
-    yield tr
-    event.remove(db, "commit", tr.commit)
-    if engine.rt.ledger.sqlite:
-        event.remove(db, "before_cursor_execute", tr.sqlite_statement)
+    tr = Trace(engine)
+    ledger = engine.rt.ledger
+    event.listen(ledger.engine, "commit", tr.commit)
+    with statements_sent(ledger, monkeypatch, tr.events.append, tr.statement_ran):
+        yield tr
+    event.remove(ledger.engine, "commit", tr.commit)
 
 
 def committed_at(events: list[str]) -> int:

@@ -90,6 +90,20 @@ def test_a_statement_the_server_refuses_is_sqlalchemys_error_and_the_lane_goes_o
     assert not _alive(ledger, before)
 
 
+def test_all_returns_every_row_and_fails_as_one_does(ledger: Ledger) -> None:
+    """``all`` (the orders stream's reads): every row, on the same kept connection, and a
+    refused statement is SQLAlchemy's error there too, its connection closed."""
+    lane = _lane(ledger)
+    before = _backend(lane)
+    rows = lane.all("SELECT x FROM unnest(%(xs)s::integer[]) AS x ORDER BY x", {"xs": [3, 1, 2]})
+    assert rows == [(1,), (2,), (3,)]
+    assert lane.all("SELECT 1 WHERE false", {}) == []
+    assert _backend(lane) == before
+    with pytest.raises(DataError, match="division by zero"):
+        lane.all("SELECT 1 / x FROM unnest(%(xs)s::integer[]) AS x", {"xs": [1, 0]})
+    assert _backend(lane) != before
+
+
 def test_a_rehearsal_keeps_nothing(ledger: Ledger) -> None:
     lane = _lane(ledger)
     sql = "INSERT INTO engine_flags (name, enabled, updated_at) VALUES (%(name)s, true, now())"

@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from tests.integration.core.test_acknowledgement_push import NEWS, TRADE
+from tests.statements import statements_sent
 from worker import orders_stream
 from worker.domain.orders import OrderState
 from worker.exchange.port import snapshot_to_message
@@ -150,14 +151,19 @@ def test_after_a_failed_read_it_forwards_without_asking_for_a_while(
 def test_the_streams_reads_give_up_quickly(db_url: str) -> None:
     """Fills queue behind the stream's reads: a read that waits (a lock, a stuck server) is
     cancelled by the server after a second."""
-    engine = make_engine(db_url, connect_args=LEDGER_CONNECT_ARGS)
+    ledger = Ledger(make_engine(db_url, connect_args=LEDGER_CONNECT_ARGS))
     try:
-        with engine.connect() as conn:
+        with ledger.engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW statement_timeout").scalar_one() == "1s"
             with pytest.raises(OperationalError, match="statement timeout"):
                 conn.exec_driver_sql("SELECT pg_sleep(3)")
+        # The stream's reads run on the ledger's lane, opened with the same arguments.
+        assert ledger.lane is not None
+        assert ledger.lane.one("SHOW statement_timeout", {}) == ("1s",)
+        with pytest.raises(OperationalError, match="statement timeout"):
+            ledger.lane.one("SELECT pg_sleep(3)", {})
     finally:
-        engine.dispose()
+        ledger.dispose()
 
 
 # An acknowledgement that overtakes its placement's answer -------------------------------
@@ -408,7 +414,11 @@ def test_pushes_due_together_are_asked_about_in_one_read(
         held(APPLY_ORDER_UPDATE, push)
         now[0] += 0.001  # each arrives a moment after the last, and is due as much later
     assert (reads, held.holding) == ([], 5)
-    now[0] += 1.0  # by the time the thread looks (within 0.2 s), every one of them is due
-    settled(held)
+    statements: list[str] = []
+    with statements_sent(ledger, monkeypatch, statements.append):
+        now[0] += 1.0  # by the time the thread looks (within 0.2 s), every one of them is due
+        settled(held)
     held.close()
     assert (reads, held.kept_back, sent.items) == ([5], 5, [])
+    # One statement, whatever the number of pushes: one array parameter on the lane.
+    assert len(statements) == 1 and "= ANY (%(cl_ord_ids)s::VARCHAR[])" in statements[0]
