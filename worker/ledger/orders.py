@@ -14,7 +14,6 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
-    Select,
     String,
     Table,
     Update,
@@ -28,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ClauseElement
 
 from worker import metrics
 from worker.domain.errors import IllegalTransition
@@ -161,7 +161,7 @@ ACCEPT_IF_PENDING = _accept_statement()
 ACCEPT_IF_PENDING_NO_FLUSH = _accept_statement(flush=False)
 
 
-def _for_lane(stmt: Update | Select[Any]) -> tuple[str, dict[str, Any]]:
+def _for_lane(stmt: ClauseElement) -> tuple[str, dict[str, Any]]:
     """``stmt`` compiled once for psycopg, as the ledger's lane runs it, and the values it
     binds itself (the caller adds its own parameters)."""
     compiled = stmt.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
