@@ -138,7 +138,7 @@ def set_postgres_cpus(cpus: set[int]) -> int:
                 os.sched_setaffinity(int(task.name), cpus)
             moved += 1
         except (OSError, ValueError):
-            continue  # gone meanwhile
+            continue  # gone meanwhile, or not ours to move
     return moved
 
 
@@ -415,7 +415,11 @@ def main() -> None:
     try:
         if cpus.engine is not None and cpus.apart is not None:
             os.sched_setaffinity(0, cpus.engine)  # this script sends the no-ops
-            set_postgres_cpus(cpus.apart)
+            if not set_postgres_cpus(cpus.apart):
+                raise SystemExit(
+                    "--pin moved no PostgreSQL process: it must run on this machine, and this"
+                    " script as root or as its user"
+                )
         market = start_engine(args, env, tmp, port, inst_ids, procs, cpus)
         # 1. Tick to order, one instrument at a time; no-op round trips in between.
         sent_us, received, noops = tick_to_order(args, ctl, app, market, latency_insts, tmp)
