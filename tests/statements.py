@@ -19,6 +19,30 @@ from worker.ledger.db import Ledger
 
 
 @contextmanager
+def psycopg_statements(
+    monkeypatch: pytest.MonkeyPatch,
+    before: Callable[[psycopg.Cursor[Any], str, Any], None],
+    after: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Call ``before`` with the cursor, the statement (whitespace collapsed) and its
+    parameters as every psycopg cursor sends one, and ``after`` once it has run, until the
+    block ends: SQLAlchemy's pool and the lane alike."""
+    execute = psycopg.Cursor.execute
+
+    def recording(cur: psycopg.Cursor[Any], query: Any, params: Any = None, **kw: Any) -> Any:
+        statement = " ".join(str(query).split())
+        before(cur, statement, params)
+        result = execute(cur, query, params, **kw)
+        if after is not None:
+            after(statement)
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(psycopg.Cursor, "execute", recording)
+        yield
+
+
+@contextmanager
 def statements_sent(
     ledger: Ledger,
     monkeypatch: pytest.MonkeyPatch,
@@ -38,16 +62,5 @@ def statements_sent(
         finally:
             event.remove(ledger.engine, "before_cursor_execute", before)
         return
-    execute = psycopg.Cursor.execute
-
-    def recording(cur: psycopg.Cursor[Any], query: Any, params: Any = None, **kw: Any) -> Any:
-        statement = " ".join(str(query).split())
-        sink(statement)
-        result = execute(cur, query, params, **kw)
-        if after is not None:
-            after(statement)
-        return result
-
-    with monkeypatch.context() as patch:
-        patch.setattr(psycopg.Cursor, "execute", recording)
+    with psycopg_statements(monkeypatch, lambda _cur, statement, _params: sink(statement), after):
         yield

@@ -67,16 +67,11 @@ class Lane:
         """Execute ``sql`` as a transaction by itself and return its first row (None without
         one). ``rollback``: in a transaction rolled back at once (the warm-up's rehearsals).
         """
-        rows = self._run(sql, params, rollback=rollback, first=True)
+        rows = self.all(sql, params, rollback=rollback)
         return rows[0] if rows else None
 
-    def all(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
-        """Execute ``sql`` (a read, or a transaction by itself) and return all its rows."""
-        return self._run(sql, params, rollback=False, first=False)
-
-    def _run(
-        self, sql: str, params: Mapping[str, Any], *, rollback: bool, first: bool
-    ) -> list[Row]:
+    def all(self, sql: str, params: Mapping[str, Any], *, rollback: bool = False) -> list[Row]:
+        """Execute ``sql`` as a transaction by itself and return all its rows."""
         with self._connection() as (_, conn):
             scope: contextlib.AbstractContextManager[Any] = (
                 conn.transaction(force_rollback=True) if rollback else contextlib.nullcontext()
@@ -84,9 +79,6 @@ class Lane:
             try:
                 with scope, conn.cursor() as cursor:
                     cursor.execute(sql, params, prepare=False)
-                    if first:
-                        row = cursor.fetchone()
-                        return [] if row is None else [row]
                     return cursor.fetchall()
             except psycopg.Error as exc:
                 raise DBAPIError.instance(

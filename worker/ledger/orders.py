@@ -7,6 +7,7 @@ order's slot lock (``lock_order``), except for ``accept_if_pending``, a compare-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -291,15 +292,14 @@ def acknowledgements(ledger: Ledger, snaps: list[OrderSnapshot]) -> list[Acknowl
     """``acknowledgement`` of each of ``snaps``, in one read (none when no push looks like
     an acknowledgement)."""
     asked = {snap.cl_ord_id for snap in snaps if looks_like_acknowledgement(snap)}
-    rows: dict[str, tuple[str, object, str | None, str]] = {}
+    found: Sequence[Sequence[Any]] = []
     if asked and ledger.lane is not None:  # PostgreSQL: the stream asks this at every push
         sql, values = _ACKNOWLEDGED_ON_LANE
         found = ledger.lane.all(sql, values | {"cl_ord_ids": sorted(asked)})
-        rows = {row[0]: (row[1], row[2], row[3], row[4]) for row in found}
     elif asked:
         with ledger.single_statement() as conn:
-            result = conn.execute(_ACKNOWLEDGED, {"cl_ord_ids": sorted(asked)})
-            rows = {row[0]: (row[1], row[2], row[3], row[4]) for row in result}
+            found = conn.execute(_ACKNOWLEDGED, {"cl_ord_ids": sorted(asked)}).all()
+    rows = {row[0]: (row[1], row[2], row[3], row[4]) for row in found}
     return [
         _verdict(snap, rows) if snap.cl_ord_id in asked else Acknowledgement.NEWS for snap in snaps
     ]

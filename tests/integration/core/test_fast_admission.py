@@ -25,6 +25,7 @@ from sqlalchemy import Connection, event, insert, select, text
 
 from tests import builders
 from tests.conftest import empty_ledger
+from tests.statements import psycopg_statements
 from tests.venues import make_memory_exchange
 from worker import runtime
 from worker.domain.ids import buy_cl_ord_id
@@ -222,19 +223,17 @@ class Sent:
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
+def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Sent]]:
     """Every statement psycopg sends from now on: through SQLAlchemy's pool or the lane."""
     seen: list[Sent] = []
-    execute = psycopg.Cursor.execute
 
-    def recording(self: psycopg.Cursor[Any], query: Any, params: Any = None, **kw: Any) -> Any:
-        conn = self.connection
+    def record(cur: psycopg.Cursor[Any], statement: str, params: Any) -> None:
+        conn = cur.connection
         idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        seen.append(Sent(str(query), params, conn.autocommit, idle))
-        return execute(self, query, params, **kw)
+        seen.append(Sent(statement, params, conn.autocommit, idle))
 
-    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
-    return seen
+    with psycopg_statements(monkeypatch, record):
+        yield seen
 
 
 @settings(
