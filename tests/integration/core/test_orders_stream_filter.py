@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from tests.integration.core.test_acknowledgement_push import NEWS, TRADE
@@ -422,3 +422,38 @@ def test_pushes_due_together_are_asked_about_in_one_read(
     assert (reads, held.kept_back, sent.items) == ([5], 5, [])
     # One statement, whatever the number of pushes: one array parameter on the lane.
     assert len(statements) == 1 and "= ANY (%(cl_ord_ids)s::VARCHAR[])" in statements[0]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_database_restart_between_two_reads_forwards_the_push_and_the_lane_reconnects(
+    ledger: Ledger,
+) -> None:
+    """The stream's reads keep one connection on the ledger's lane. A PostgreSQL restart
+    kills it between two pushes: the next read fails, so that push goes to the workers (never
+    kept back on a guess, never lost), and once the stream asks again it does so on a new
+    connection, and the ledger's word keeps an acknowledgement back again."""
+    lane = ledger.lane
+    assert lane is not None
+    sent = Sent()
+    publish = AcknowledgementFilter(sent, ledger, recheck_after=0.005, hold_at_most=60.0)
+    publish(APPLY_ORDER_UPDATE, ACK)  # the ledger holds it: kept back, on the lane
+    deadline = time.monotonic() + 5
+    while publish.kept_back < 1:
+        assert time.monotonic() < deadline, "the first acknowledgement was not kept back"
+        time.sleep(0.002)
+    killed = lane.one("SELECT pg_backend_pid()", {})  # the connection the read just used
+    assert killed is not None
+    with ledger.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": killed[0]})
+    publish(APPLY_ORDER_UPDATE, ACK)
+    assert sent.wait_for(1) == [(APPLY_ORDER_UPDATE, ACK)]  # forwarded, not held
+    assert publish._paused_until > time.monotonic()  # and no asking for a while
+    publish._paused_until = 0.0  # the pause is over
+    publish(APPLY_ORDER_UPDATE, ACK)
+    deadline = time.monotonic() + 5
+    while publish.kept_back < 2:
+        assert time.monotonic() < deadline, "not kept back after the restart"
+        time.sleep(0.002)
+    assert lane.one("SELECT pg_backend_pid()", {}) != killed
+    publish.close()
+    assert (len(sent.items), publish.kept_back) == (1, 2)
